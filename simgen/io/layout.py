@@ -1,0 +1,37 @@
+"""The dataset file format: names, versions and conventions written into every file.
+
+docs/dataset-format.md documents the layout; tests/test_dataset_format.py checks that the two
+agree.
+"""
+
+from __future__ import annotations
+
+import json
+
+FORMAT_NAME = "simgen-dataset"
+FORMAT_VERSION = 1
+
+CONVENTIONS = {
+    "units": "SI: meters, seconds, kilograms, radians (degrees only in scene files, *_deg)",
+    "world_frame": "right-handed, Z up",
+    "camera_frame": "OpenCV: x right, y down, z forward (optical axis)",
+    "sensor_body_frame": "x forward, y left, z up",
+    "quaternion_order": "w, x, y, z (scalar first)",
+    "pose": "T_a_b maps points in frame b to frame a; pose_w = frame in world",
+    "extrinsics_w2c": "4x4 world-to-camera (OpenCV camera frame)",
+    "intrinsics": "K 3x3, OpenCV: pixel centers at integer coordinates",
+    "image_axes": "arrays are (height, width[, channels]); row 0 is the top of the image",
+    "depth_m": "float32, distance along the optical axis (camera z) in meters; 0.0 = no surface",
+    "instance": "uint16, 0 = background, else the object's instance_id (stable in an episode)",
+    "semantic": "uint16 class id; index into the class table, 0 = background",
+    "time": "seconds since episode start; frames at t = k / rate_hz snapped to physics steps",
+    "ranges": "half-open: [start, end)",
+}
+
+
+def conventions_json() -> str:
+    return json.dumps(CONVENTIONS, sort_keys=True)
+
+
+def episode_group_name(index: int) -> str:
+    return f"{index:06d}"

@@ -1,0 +1,305 @@
+"""HDF5 dataset writer: streams episodes to a temporary file, renamed only when complete.
+
+A killed run leaves ``<name>.partial`` next to the target, never a file at the target path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from simgen import __version__
+from simgen.errors import OutputError
+from simgen.io.layout import FORMAT_NAME, FORMAT_VERSION, conventions_json, episode_group_name
+from simgen.random.sample import EpisodeParams
+from simgen.run.records import EpisodeHeader, Record, SensorFrame, StateRecord
+from simgen.scene.schema import SCHEMA_VERSION, Scene
+
+#: Chosen by measurement on rendered frames (docs/dataset-format.md, "Compression"):
+#: gzip (deflate) level 1 after HDF5's byte shuffle. Standard filters, so any HDF5 reader
+#: decodes them (lzf is faster but h5py-only). Frame chunks are compressed by simgen in a
+#: thread pool (zlib releases the GIL) and stored with ``write_direct_chunk``, so compression
+#: overlaps rendering; the bytes are what HDF5's own filters would produce.
+DEFAULT_COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+COMPRESS_THREADS = 2
+MAX_PENDING_CHUNKS = 16
+
+STR = h5py.string_dtype("utf-8")
+
+
+@dataclass
+class EpisodeSummary:
+    index: int
+    frames: int
+    seconds: float
+    bytes_raw: int
+    sensor_frames: dict[str, int] = field(default_factory=dict)
+
+
+def _partial_path(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+class DatasetWriter:
+    """Writes episodes into one HDF5 file. Use as a context manager.
+
+    On normal exit the file is completed and renamed to ``path``; on an exception the partial
+    file is removed and nothing appears at ``path``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        scene: Scene,
+        base_seed: int,
+        *,
+        overwrite: bool = False,
+        compression: dict[str, Any] | None = None,
+        extra_attrs: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.tmp = _partial_path(self.path)
+        self.compression = DEFAULT_COMPRESSION if compression is None else compression
+        if self.path.exists() and not overwrite:
+            raise OutputError(f"{self.path} exists; pass --overwrite to replace it")
+        if self.path.is_dir():
+            raise OutputError(f"{self.path} is a directory")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = h5py.File(self.tmp, "w", libver=("v110", "latest"))
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path}: {e}") from None
+        self.scene = scene
+        self.base_seed = base_seed
+        self.episodes: list[int] = []
+        self._write_root(extra_attrs or {})
+
+    def _write_root(self, extra: dict[str, Any]) -> None:
+        f = self.file
+        a = f.attrs
+        a["format"] = FORMAT_NAME
+        a["format_version"] = FORMAT_VERSION
+        a["simgen_version"] = __version__
+        a["scene_schema_version"] = SCHEMA_VERSION
+        a["created_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        a["base_seed"] = np.int64(self.base_seed)
+        a["scene_text"] = self.scene.source_text or ""
+        a["scene_path"] = self.scene.source_path or ""
+        a["scene_json"] = self.scene.model_dump_json(by_alias=True)
+        a["conventions"] = conventions_json()
+        a["complete"] = False
+        for k, v in extra.items():
+            a[k] = v
+        classes = self.scene.class_table()
+        f.create_dataset("classes", data=np.array(classes, dtype=object), dtype=STR)
+        f.create_group("episodes")
+
+    # -- episodes -------------------------------------------------------------------------------
+
+    def write_episode(self, params: EpisodeParams, records: Iterable[Record]) -> EpisodeSummary:
+        """Consume one episode's records and store them under ``/episodes/<index>``."""
+        name = episode_group_name(params.episode_index)
+        if name in self.file["episodes"]:
+            raise OutputError(f"episode {params.episode_index} was already written")
+        t0 = time.perf_counter()
+        g = self.file["episodes"].create_group(name)
+        g.attrs["episode_index"] = params.episode_index
+        g.attrs["episode_seed"] = np.int64(params.episode_seed)
+        g.attrs["params_json"] = params.to_json()
+        g.attrs["complete"] = False
+        writer = _EpisodeWriter(g, self.compression)
+        try:
+            for rec in records:
+                writer.add(rec)
+            n_frames, raw = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        g.attrs["gl_renderer"] = writer.gl_renderer or ""
+        g.attrs["complete"] = True
+        self.episodes.append(params.episode_index)
+        return EpisodeSummary(
+            params.episode_index, n_frames, time.perf_counter() - t0, raw, writer.frame_counts
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self, ok: bool = True) -> None:
+        if self.file is None:
+            return
+        try:
+            if ok:
+                self.file.attrs["num_episodes"] = len(self.episodes)
+                self.file.attrs["complete"] = True
+                self.file.flush()
+            self.file.close()
+        finally:
+            self.file = None  # type: ignore[assignment]
+        if ok:
+            try:
+                os.replace(self.tmp, self.path)
+            except OSError as e:
+                raise OutputError(f"cannot move {self.tmp} to {self.path}: {e}") from None
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: object) -> None:
+        self.close(ok=exc_type is None)
+
+
+def _shuffle_deflate(arr: np.ndarray, level: int, shuffle: bool) -> bytes:
+    """Encode one chunk exactly as HDF5's shuffle + deflate filters would."""
+    a = np.ascontiguousarray(arr)
+    raw = a.view(np.uint8).reshape(-1, a.dtype.itemsize).T.tobytes() if shuffle and a.dtype.itemsize > 1 else a.tobytes()
+    return zlib.compress(raw, level)
+
+
+class _EpisodeWriter:
+    """Accumulates states in memory (small) and streams sensor frames to resizable datasets."""
+
+    def __init__(self, group: h5py.Group, compression: dict[str, Any]) -> None:
+        self.g = group
+        self.compression = compression
+        self._direct = compression.get("compression") == "gzip"
+        self._pool = ThreadPoolExecutor(COMPRESS_THREADS) if self._direct else None
+        self._pending: deque[tuple[h5py.Dataset, int, Future[bytes]]] = deque()
+        self.states: list[StateRecord] = []
+        self.frame_counts: dict[str, int] = {}
+        self.raw_bytes = 0
+        self.gl_renderer: str | None = None
+        self._ragged_len: dict[tuple[str, str], int] = {}
+
+    def add(self, rec: Record) -> None:
+        if isinstance(rec, EpisodeHeader):
+            self._header(rec)
+        elif isinstance(rec, StateRecord):
+            self.states.append(rec)
+        elif isinstance(rec, SensorFrame):
+            self._frame(rec)
+
+    def _header(self, h: EpisodeHeader) -> None:
+        o = self.g.create_group("objects")
+        o.create_dataset("instance_id", data=np.array([x.instance_id for x in h.objects], np.int32))
+        o.create_dataset("name", data=np.array([x.name for x in h.objects], dtype=object), dtype=STR)
+        o.create_dataset("class_id", data=np.array([x.class_id for x in h.objects], np.int32))
+        o.create_dataset("kind", data=np.array([x.kind for x in h.objects], dtype=object), dtype=STR)
+        self.g.attrs["timestep"] = h.timestep
+        self.g.attrs["num_steps"] = h.num_steps
+        self.g.attrs["sensors_json"] = json.dumps(h.sensor_kinds)
+        s = self.g.create_group("sensors")
+        for name, kind in h.sensor_kinds.items():
+            s.create_group(name).attrs["kind"] = kind
+            self.frame_counts[name] = 0
+
+    def _dataset(self, parent: h5py.Group, key: str, sample: np.ndarray) -> h5py.Dataset:
+        if key in parent:
+            return parent[key]
+        opts = self.compression if sample.size >= 64 else {}
+        return parent.create_dataset(
+            key,
+            shape=(0, *sample.shape),
+            maxshape=(None, *sample.shape),
+            dtype=sample.dtype,
+            chunks=(1, *sample.shape) if sample.size else None,
+            **opts,
+        )
+
+    def _append(self, parent: h5py.Group, key: str, value: np.ndarray) -> None:
+        ds = self._dataset(parent, key, value)
+        n = ds.shape[0]
+        ds.resize(n + 1, axis=0)
+        self.raw_bytes += value.nbytes
+        if self._pool is not None and ds.compression == "gzip" and ds.chunks == (1, *value.shape):
+            level = int(ds.compression_opts)
+            fut = self._pool.submit(_shuffle_deflate, value.copy(), level, bool(ds.shuffle))
+            self._pending.append((ds, n, fut))
+            while len(self._pending) > MAX_PENDING_CHUNKS:
+                self._drain_one()
+        else:
+            ds[n] = value
+
+    def _drain_one(self) -> None:
+        ds, n, fut = self._pending.popleft()
+        ds.id.write_direct_chunk((n,) + (0,) * (ds.ndim - 1), fut.result())
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._drain_one()
+
+    def abort(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
+
+    def _frame(self, f: SensorFrame) -> None:
+        sg = self.g["sensors"][f.sensor]
+        for key, value in (
+            ("time", np.float64(f.time)),
+            ("tick", np.int64(f.tick)),
+            ("step", np.int64(f.step)),
+            ("pose_w", np.asarray(f.pose_w, np.float64)),
+        ):
+            self._append(sg, key, np.asarray(value))
+        for key, arr in f.arrays.items():
+            self._append(sg, key, np.asarray(arr))
+        for key, arr in f.static.items():
+            if key not in sg:
+                sg.create_dataset(key, data=arr)
+        for key, arr in f.ragged.items():
+            self._ragged(sg, key, np.asarray(arr))
+        self.frame_counts[f.sensor] += 1
+
+    def _ragged(self, sg: h5py.Group, key: str, arr: np.ndarray) -> None:
+        if key not in sg:
+            sg.create_dataset(
+                key, shape=(0, *arr.shape[1:]), maxshape=(None, *arr.shape[1:]), dtype=arr.dtype,
+                chunks=(max(1, min(65536, 1 << 16)), *arr.shape[1:]), **self.compression,
+            )
+            sg.create_dataset(f"{key}_offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(1024,))
+        ds, off = sg[key], sg[f"{key}_offsets"]
+        n = ds.shape[0]
+        ds.resize(n + arr.shape[0], axis=0)
+        ds[n:] = arr
+        k = off.shape[0]
+        off.resize(k + 1, axis=0)
+        off[k] = n + arr.shape[0]
+        self.raw_bytes += arr.nbytes
+
+    def finish(self) -> tuple[int, int]:
+        self._drain()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        st = self.g.create_group("state")
+        s = self.states
+        st.create_dataset("time", data=np.array([r.time for r in s], np.float64))
+        st.create_dataset("step", data=np.array([r.step for r in s], np.int64))
+        n_obj = len(self.g["objects/instance_id"])
+        for key in ("position_w", "quat_wxyz_w", "linear_velocity_w", "angular_velocity_w"):
+            width = 4 if key == "quat_wxyz_w" else 3
+            data = np.stack([getattr(r.objects, key) for r in s]) if s else np.zeros((0, n_obj, width))
+            st.create_dataset(key, data=data.astype(np.float64))
+        c = self.g.create_group("contacts")
+        ticks = np.concatenate([np.full(len(r.contacts.instance_a), r.tick, np.int64) for r in s]) if s else np.zeros(0, np.int64)
+        c.create_dataset("tick", data=ticks)
+        for key in ("instance_a", "instance_b", "link_a", "link_b", "position_w", "normal_w", "normal_force"):
+            parts = [getattr(r.contacts, key) for r in s]
+            if parts:
+                c.create_dataset(key, data=np.concatenate(parts))
+        return sum(self.frame_counts.values()), self.raw_bytes

@@ -1,0 +1,284 @@
+"""Camera rendering with pyrender: RGB, depth and instance ids from the same geometry.
+
+Two passes per camera frame:
+
+1. a shaded pass (PBR, 4x MSAA) gives RGB;
+2. a flat segmentation pass without multisampling gives instance ids and depth from the same
+   rasterization, so every labeled pixel has exactly one object and a depth that belongs to it.
+
+The renderer is an engine: it owns one GL context (one ``OffscreenRenderer``) for its lifetime
+and keeps meshes uploaded across episodes (keyed by geometry and appearance).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simgen.errors import RenderBackendError
+from simgen.geometry import CV_TO_GL
+from simgen.render.platform import import_pyrender
+from simgen.scene.lights import AmbientLight, DirectionalLight, PointLight, SpotLight
+from simgen.scene.schema import Scene
+from simgen.scene.types import value, vec
+from simgen.sim.visuals import VisualPart
+
+
+@dataclass(frozen=True)
+class CameraImages:
+    """One camera frame. ``depth_m`` is z along the optical axis, 0.0 where nothing was hit."""
+
+    rgb: np.ndarray | None  # (H, W, 3) uint8
+    depth_m: np.ndarray  # (H, W) float32
+    instance: np.ndarray  # (H, W) uint16, 0 = background
+
+
+def _encode_id(i: int) -> tuple[int, int, int]:
+    return (i & 0xFF, (i >> 8) & 0xFF, (i >> 16) & 0xFF)
+
+
+def _decode_ids(color: np.ndarray) -> np.ndarray:
+    c = color.astype(np.uint32)
+    return (c[..., 0] | (c[..., 1] << 8) | (c[..., 2] << 16)).astype(np.uint16)
+
+
+def _light_pose(direction: np.ndarray, position: np.ndarray | None = None) -> np.ndarray:
+    """Pose whose -z axis points along ``direction`` (pyrender lights shine along -z)."""
+    d = direction / np.linalg.norm(direction)
+    z = -d
+    helper = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    t = np.eye(4)
+    t[:3, 0], t[:3, 1], t[:3, 2] = x, y, z
+    if position is not None:
+        t[:3, 3] = position
+    return t
+
+
+class Renderer:
+    """Headless pyrender renderer. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, gl: str | None = None) -> None:
+        self.pyrender = import_pyrender(gl)
+        self._offscreen: Any = None
+        self._mesh_cache: dict[tuple[Any, ...], Any] = {}
+        self._texture_cache: dict[str, Any] = {}
+        self.scene: Any = None
+        self._part_nodes: list[Any] = []
+        self._seg_map: dict[Any, tuple[int, int, int]] = {}
+        self._light_nodes: list[tuple[Any, Any]] = []
+        self.gl_info: dict[str, str] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _renderer(self, width: int, height: int, samples: int) -> Any:
+        if self._offscreen is None:
+            try:
+                off = self.pyrender.OffscreenRenderer(width, height)
+            except Exception as e:
+                raise RenderBackendError(f"cannot create an OpenGL context: {e}") from None
+            from OpenGL import GL
+
+            from simgen.render.gl import make_gl_renderer
+
+            off._platform.make_current()
+            off._renderer.delete()
+            off._renderer = make_gl_renderer(width, height, samples)
+            self.gl_info = {
+                "platform": os.environ.get("PYOPENGL_PLATFORM", ""),
+                "renderer": _gl_string(GL, GL.GL_RENDERER),
+                "version": _gl_string(GL, GL.GL_VERSION),
+            }
+            self._offscreen = off
+        off = self._offscreen
+        if (off.viewport_width, off.viewport_height) != (width, height):
+            off.viewport_width = width
+            off.viewport_height = height
+        off._renderer.set_samples(samples)
+        return off
+
+    def close(self) -> None:
+        if self._offscreen is not None:
+            self._offscreen.delete()
+            self._offscreen = None
+        self._mesh_cache.clear()
+        self._texture_cache.clear()
+        self.scene = None
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scene ----------------------------------------------------------------------------------
+
+    def load(self, scene: Scene, parts: list[VisualPart]) -> None:
+        """Build the render scene for one episode (meshes stay cached across episodes)."""
+        pr = self.pyrender
+        bg = [value(c) for c in scene.background]
+        ambient = np.zeros(3)
+        for light in scene.lights:
+            if isinstance(light, AmbientLight):
+                ambient += value(light.intensity) * np.array([value(c) for c in light.color[:3]])
+        self.scene = pr.Scene(bg_color=[*bg[:3], 1.0], ambient_light=ambient)
+        self._part_nodes = []
+        self._seg_map = {}
+        for part in parts:
+            node = self.scene.add(self._mesh(part), pose=np.eye(4))
+            self._part_nodes.append(node)
+            self._seg_map[node] = _encode_id(part.instance_id)
+        self._light_nodes = []
+        for light in scene.lights:
+            made = self._light(light)
+            if made is not None:
+                self._light_nodes.append((light, self.scene.add(made[0], pose=made[1])))
+        self._camera_node = None
+
+    def _light(self, light: Any) -> tuple[Any, np.ndarray] | None:
+        pr = self.pyrender
+        color = np.array([value(c) for c in light.color[:3]])
+        if isinstance(light, DirectionalLight):
+            return pr.DirectionalLight(color=color, intensity=value(light.intensity)), _light_pose(
+                vec(light.direction)
+            )
+        if isinstance(light, PointLight):
+            rng = None if light.range is None else value(light.range)
+            t = np.eye(4)
+            t[:3, 3] = vec(light.position)
+            return pr.PointLight(color=color, intensity=value(light.intensity), range=rng), t
+        if isinstance(light, SpotLight):
+            rng = None if light.range is None else value(light.range)
+            spot = pr.SpotLight(
+                color=color,
+                intensity=value(light.intensity),
+                range=rng,
+                innerConeAngle=np.radians(value(light.inner_cone_deg)),
+                outerConeAngle=np.radians(value(light.outer_cone_deg)),
+            )
+            return spot, _light_pose(vec(light.direction), vec(light.position))
+        return None
+
+    def update(self, part_poses_w: np.ndarray, light_poses_w: dict[int, np.ndarray] | None = None) -> None:
+        """Move every visual part (and attached lights) to its pose at the current time."""
+        for node, pose in zip(self._part_nodes, part_poses_w, strict=True):
+            self.scene.set_pose(node, pose)
+        for i, pose in (light_poses_w or {}).items():
+            self.scene.set_pose(self._light_nodes[i][1], pose)
+
+    @property
+    def light_specs(self) -> list[Any]:
+        return [spec for spec, _ in self._light_nodes]
+
+    # -- meshes ---------------------------------------------------------------------------------
+
+    def _mesh(self, part: VisualPart) -> Any:
+        key = (part.key, part.appearance)
+        hit = self._mesh_cache.get(key)
+        if hit is None:
+            hit = self._make_mesh(part)
+            self._mesh_cache[key] = hit
+        return hit
+
+    def _make_mesh(self, part: VisualPart) -> Any:
+        pr = self.pyrender
+        app = part.appearance
+        smooth = not part.key.startswith(("box", "plane"))
+        prims = []
+        for m in part.meshes:
+            image = getattr(getattr(m.visual, "material", None), "image", None)
+            has_uv = getattr(m.visual, "uv", None) is not None
+            if app.use_mesh_visuals and (image is not None or np.allclose(app.color_rgba, 1.0)):
+                prims.extend(pr.Mesh.from_trimesh(m, smooth=smooth and image is None).primitives)
+                continue
+            tex = None
+            if app.texture is not None and has_uv:
+                tex = self._texture(str(app.texture))
+            material = pr.MetallicRoughnessMaterial(
+                baseColorFactor=list(app.color_rgba),
+                metallicFactor=app.metallic,
+                roughnessFactor=app.roughness,
+                baseColorTexture=tex,
+                doubleSided=part.double_sided or part.key.startswith("plane"),
+            )
+            plain = m.copy()
+            if tex is None:
+                plain.visual = _plain_visual(m)
+            prims.extend(pr.Mesh.from_trimesh(plain, material=material, smooth=smooth).primitives)
+        return pr.Mesh(primitives=prims)
+
+    def _texture(self, path: str) -> Any:
+        tex = self._texture_cache.get(path)
+        if tex is None:
+            import cv2
+
+            from simgen.errors import AssetError
+
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
+            if img is None:
+                raise AssetError(f"texture {path}: not a readable image")
+            tex = self.pyrender.Texture(source=img[..., ::-1].copy(), source_channels="RGB")
+            self._texture_cache[path] = tex
+        return tex
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def render(
+        self,
+        k: np.ndarray,
+        resolution: tuple[int, int],
+        near: float,
+        far: float,
+        pose_w_c: np.ndarray,
+        *,
+        rgb: bool = True,
+        antialias: int = 1,
+    ) -> CameraImages:
+        """Render one camera. ``k`` in OpenCV convention; ``pose_w_c`` is camera-to-world (OpenCV)."""
+        pr = self.pyrender
+        w, h = resolution
+        # OpenCV puts pixel centers at integer coordinates, OpenGL at half-integers.
+        cam = pr.IntrinsicsCamera(
+            fx=k[0, 0], fy=k[1, 1], cx=k[0, 2] + 0.5, cy=k[1, 2] + 0.5, znear=near, zfar=far
+        )
+        pose_gl = pose_w_c @ CV_TO_GL
+        if self._camera_node is None:
+            self._camera_node = self.scene.add(cam, pose=pose_gl)
+        else:
+            self._camera_node.camera = cam
+            self.scene.set_pose(self._camera_node, pose_gl)
+        self.scene.main_camera_node = self._camera_node
+        flags = pr.RenderFlags
+        color = None
+        # One framebuffer for both passes; the label pass disables multisampling, so each pixel
+        # takes the value at its center even in a multisampled framebuffer.
+        r = self._renderer(w, h, antialias)
+        if rgb:
+            color, _ = r.render(self.scene, flags=flags.NONE)
+            color = np.ascontiguousarray(color)
+        seg, depth = r.render(self.scene, flags=flags.SEG, seg_node_map=self._seg_map)
+        return CameraImages(
+            rgb=color,
+            depth_m=np.ascontiguousarray(depth, dtype=np.float32),
+            instance=_decode_ids(seg),
+        )
+
+
+def _gl_string(GL: Any, name: int) -> str:
+    try:
+        v = GL.glGetString(name)
+        return v.decode() if isinstance(v, bytes) else str(v)
+    except Exception:
+        return "unknown"
+
+
+def _plain_visual(m: Any) -> Any:
+    import trimesh
+
+    uv = getattr(m.visual, "uv", None)
+    return trimesh.visual.TextureVisuals(uv=uv) if uv is not None else trimesh.visual.ColorVisuals()

@@ -1,0 +1,74 @@
+"""What an episode produces: plain records of arrays, in time order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simgen.sim.world import Contacts, ObjectStates
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    instance_id: int
+    name: str
+    class_id: int
+    class_name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    """State of every object at one tick (a step at which at least one sensor captured)."""
+
+    tick: int
+    step: int
+    time: float
+    objects: ObjectStates
+    contacts: Contacts
+
+
+@dataclass(frozen=True)
+class SensorFrame:
+    """One capture of one sensor. ``arrays`` holds the sensor's outputs by name
+    (camera: ``rgb``, ``depth_m``, ``instance``, ``semantic``); ``pose_w`` is the sensor's
+    world pose at capture (camera: the OpenCV optical frame, camera-to-world)."""
+
+    sensor: str
+    kind: str
+    index: int  # frame number within this sensor
+    tick: int
+    step: int
+    time: float
+    pose_w: np.ndarray  # (4, 4)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    # constant per sensor (e.g. the camera matrix K); stored once
+    static: dict[str, np.ndarray] = field(default_factory=dict)
+    # ragged per-frame arrays (e.g. point lists), stored concatenated with offsets
+    ragged: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arrays = self.__dict__.get("arrays", {})
+        if name in arrays:
+            return arrays[name]
+        ragged = self.__dict__.get("ragged", {})
+        if name in ragged:
+            return ragged[name]
+        raise AttributeError(name)
+
+
+@dataclass(frozen=True)
+class EpisodeHeader:
+    """Emitted first: what the episode contains."""
+
+    objects: list[ObjectInfo]
+    class_table: list[str]
+    num_steps: int
+    timestep: float
+    ticks_steps: np.ndarray  # (T,) step index of each tick
+    sensor_kinds: dict[str, str]
+    gl_renderer: str | None = None
+
+
+Record = EpisodeHeader | StateRecord | SensorFrame

@@ -1,0 +1,142 @@
+"""The scene model: the whole description of a family of episodes (schema version 1).
+
+Loaded from YAML by :func:`simgen.scene.loader.load_scene` or built in Python with the same
+models. Values may be distributions; :func:`simgen.random.sample.sample_episode` resolves them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from simgen.errors import FieldValueError
+from simgen.scene.lights import AmbientLight, DirectionalLight, Light
+from simgen.scene.objects import ClassName, SceneObject, UrdfObject
+from simgen.scene.sensors import Sensor
+from simgen.scene.types import Color, PosNum, Strict_, Vec3, value
+
+SCHEMA_VERSION = 1
+BACKGROUND_CLASS = "background"
+MAX_OBJECTS = 1000
+MAX_DURATION_S = 3600.0
+
+
+class Simulation(Strict_):
+    """Physics settings. Time runs over the half-open interval [0, duration)."""
+
+    timestep: PosNum = Field(default=1.0 / 240.0, description="physics step in seconds")
+    duration: PosNum = Field(default=1.0, description="episode length in seconds")
+    gravity: Vec3 = (0.0, 0.0, -9.81)
+    solver_iterations: int = Field(default=50, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _limits(self) -> Simulation:
+        try:
+            dt, dur = value(self.timestep), value(self.duration)
+        except TypeError:
+            return self
+        if dt > 0.1:
+            raise ValueError(f"timestep {dt} s is too coarse for stable contacts (max 0.1 s)")
+        if dur > MAX_DURATION_S:
+            raise ValueError(f"duration {dur} s is above the limit of {MAX_DURATION_S} s")
+        if dur < dt:
+            raise ValueError("duration is shorter than one timestep")
+        return self
+
+
+def _default_lights() -> list[Light]:
+    return [AmbientLight(kind="ambient", intensity=0.35), DirectionalLight(kind="directional")]
+
+
+class Scene(Strict_):
+    """A scene file's content."""
+
+    schema_version: Literal[1] = Field(description="always 1 for this version of simgen")
+    name: str | None = None
+    description: str | None = None
+    license: str | None = None
+    classes: list[ClassName] | None = Field(
+        default=None,
+        description="fixed class table order (ids 1..N); default: order of first appearance",
+    )
+    background: Color = Field(default=(0.55, 0.65, 0.8), description="sky / clear color")
+    simulation: Simulation = Simulation()
+    objects: list[SceneObject] = Field(default_factory=list, max_length=MAX_OBJECTS)
+    lights: list[Light] = Field(default_factory=_default_lights)
+    sensors: list[Sensor] = Field(default_factory=list)
+
+    # Where the scene came from (set by the loader; not part of the data).
+    _source_text: str | None = PrivateAttr(default=None)
+    _source_path: str | None = PrivateAttr(default=None)
+    _base_dir: str | None = PrivateAttr(default=None)
+
+    @property
+    def source_text(self) -> str | None:
+        """The scene file's text, when loaded from a file."""
+        return self._source_text
+
+    @property
+    def source_path(self) -> str | None:
+        return self._source_path
+
+    @property
+    def base_dir(self) -> str | None:
+        """Folder that relative asset paths are resolved against (None: current directory)."""
+        return self._base_dir
+
+    @model_validator(mode="after")
+    def _references(self) -> Scene:
+        _unique([o.name for o in self.objects], "objects", "object")
+        _unique([s.name for s in self.sensors], "sensors", "sensor")
+        names = {o.name: o for o in self.objects}
+        for i, s in enumerate(self.sensors):
+            if s.attach_to is not None:
+                _check_attachment(names, s.attach_to.object, s.attach_to.link, ("sensors", i))
+        for i, light in enumerate(self.lights):
+            att = getattr(light, "attach_to", None)
+            if att is not None:
+                _check_attachment(names, att.object, att.link, ("lights", i))
+        if self.classes is not None:
+            _unique(self.classes, "classes", "class")
+            missing = sorted({o.class_name for o in self.objects} - set(self.classes))
+            if missing:
+                raise FieldValueError(
+                    ("classes",), f"{missing} are used by objects but not listed in 'classes'"
+                )
+            if BACKGROUND_CLASS in self.classes:
+                raise FieldValueError(("classes",), "'background' is implicit (id 0); remove it")
+        return self
+
+    def class_table(self) -> list[str]:
+        """Class names by id: index 0 is 'background', then the scene's classes."""
+        if self.classes is not None:
+            return [BACKGROUND_CLASS, *self.classes]
+        seen: list[str] = []
+        for o in self.objects:
+            if o.class_name not in seen:
+                seen.append(o.class_name)
+        return [BACKGROUND_CLASS, *seen]
+
+
+def _unique(names: list[str], where: str, what: str) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            path: tuple[str | int, ...] = (where, i) if what == "class" else (where, i, "name")
+            raise FieldValueError(path, f"duplicate {what} name {n!r}; names must be unique")
+        seen.add(n)
+
+
+def _check_attachment(
+    objects: dict, obj: str, link: str | None, where: tuple[str | int, ...]
+) -> None:
+    if obj not in objects:
+        known = ", ".join(sorted(objects)) or "(no objects)"
+        raise FieldValueError(
+            (*where, "attach_to", "object"), f"no object named {obj!r}; objects are: {known}"
+        )
+    if link is not None and not isinstance(objects[obj], UrdfObject):
+        raise FieldValueError(
+            (*where, "attach_to", "link"), f"object {obj!r} is not a URDF and has no links"
+        )

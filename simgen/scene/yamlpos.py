@@ -1,0 +1,116 @@
+"""Safe YAML loading that remembers where every value came from (line and column).
+
+Only plain data is built (mappings, sequences, strings, numbers, booleans, null): the YAML is
+composed with PyYAML's safe loader and every tag that would construct an object is refused.
+Duplicate keys, which PyYAML accepts silently, are errors. The number of nodes is bounded so a
+file of nested aliases (a "billion laughs") cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from simgen.errors import Problem, SceneFileError
+
+Path_ = tuple[str | int, ...]
+MAX_NODES = 200_000
+
+
+@dataclass
+class Positions:
+    """1-based (line, column) of each value and of each mapping key, by field path."""
+
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def find(self, path: Path_, prefer_key: bool = False) -> tuple[int, int] | None:
+        """Position of ``path``, or of its nearest recorded ancestor."""
+        p = tuple(path)
+        while True:
+            if prefer_key and p in self.keys:
+                return self.keys[p]
+            if p in self.values:
+                return self.values[p]
+            if not p:
+                return None
+            p = p[:-1]
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, filename: str | None) -> None:
+        self.loader = loader
+        self.filename = filename
+        self.positions = Positions()
+        self.count = 0
+
+    def fail(self, node: yaml.Node, path: Path_, message: str, allowed: str | None = None) -> None:
+        line, col = _mark(node)
+        raise SceneFileError(
+            [Problem(path, message, line, col, allowed)], self.filename
+        )
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            self.fail(node, path, f"document has more than {MAX_NODES} values (nested aliases?)")
+        self.positions.values[path] = _mark(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                self.fail(node, path, f"YAML tag {node.tag!r} is not allowed", "plain YAML data")
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        if node.tag != "tag:yaml.org,2002:map":
+            self.fail(node, path, f"YAML tag {node.tag!r} is not allowed", "plain YAML data")
+        self.loader.flatten_mapping(node)  # YAML merge keys (<<)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self._scalar(key_node, path)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                self.fail(key_node, path, "mapping keys must be plain strings")
+            key = str(key)
+            if key in out:
+                line, _ = self.positions.keys[(*path, key)]
+                self.fail(key_node, (*path, key), f"duplicate key {key!r} (first at line {line})")
+            self.positions.keys[(*path, key)] = _mark(key_node)
+            out[key] = self.build(value_node, (*path, key))
+        return out
+
+    def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, path, "mapping keys must be plain strings")
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as e:
+            self.fail(node, path, f"YAML tag {node.tag!r} is not allowed ({e.problem})", "plain YAML data")
+
+
+def load_yaml(text: str, filename: str | None = None) -> tuple[Any, Positions]:
+    """Parse one YAML document into plain data and the positions of its values."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise SceneFileError([Problem((), "the file is empty", 1, 1)], filename)
+        builder = _Builder(loader, filename)
+        return builder.build(node, ()), builder.positions
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        msg = f"invalid YAML: {e.problem or e.context}"
+        raise SceneFileError([Problem((), msg, line, col)], filename) from None
+    except yaml.YAMLError as e:
+        raise SceneFileError([Problem((), f"invalid YAML: {e}")], filename) from None
+    finally:
+        loader.dispose()

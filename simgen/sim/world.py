@@ -1,0 +1,238 @@
+"""The physics engine: one pybullet client per episode, owned and closed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pybullet as pb
+from pybullet_utils import bullet_client
+
+from simgen.errors import SimulationError
+from simgen.geometry import invert_pose, pose_matrices, pose_matrix, xyzw_to_wxyz
+from simgen.random.sample import EpisodeParams
+from simgen.scene.objects import ObjectBase
+from simgen.scene.types import value, vec
+from simgen.sim.assets import AssetResolver
+from simgen.sim.builders import BuildContext, build
+from simgen.sim.visuals import MeshLibrary, VisualPart
+
+
+@dataclass(frozen=True)
+class Body:
+    """One scene object in the physics world."""
+
+    instance_id: int  # 1-based, stable for the episode; 0 is background
+    name: str
+    class_id: int
+    body_id: int  # pybullet's id (internal)
+    spec: ObjectBase
+    com_in_frame: np.ndarray  # (4, 4) base inertial (center of mass) frame in the object frame
+    link_index_by_name: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ObjectStates:
+    """World-frame state of every object's frame (the pose given in the scene file), at one time.
+
+    Arrays are indexed by ``instance_id - 1``.
+    """
+
+    position_w: np.ndarray  # (N, 3) float64, meters
+    quat_wxyz_w: np.ndarray  # (N, 4) float64
+    linear_velocity_w: np.ndarray  # (N, 3) m/s of the object frame's origin
+    angular_velocity_w: np.ndarray  # (N, 3) rad/s
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """Contact points at one step (pybullet's contact manifold), ids are instance ids."""
+
+    instance_a: np.ndarray  # (M,) int32
+    instance_b: np.ndarray  # (M,) int32
+    link_a: np.ndarray  # (M,) int32, -1 = base
+    link_b: np.ndarray  # (M,) int32
+    position_w: np.ndarray  # (M, 3) on A
+    normal_w: np.ndarray  # (M, 3) contact normal, pointing from B to A
+    normal_force: np.ndarray  # (M,) newtons
+
+    @staticmethod
+    def empty() -> Contacts:
+        z = np.zeros(0, dtype=np.int32)
+        return Contacts(z, z, z, z, np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
+
+
+class PhysicsWorld:
+    """A pybullet DIRECT client holding one episode's objects. Use as a context manager."""
+
+    def __init__(self, params: EpisodeParams, *, assets: AssetResolver, meshes: MeshLibrary) -> None:
+        self.params = params
+        self.scene = params.scene
+        sim = self.scene.simulation
+        self.timestep = value(sim.timestep)
+        self.duration = value(sim.duration)
+        self.step_index = 0
+        self._client: Any = bullet_client.BulletClient(connection_mode=pb.DIRECT)
+        try:
+            self._setup(assets, meshes)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _setup(self, assets: AssetResolver, meshes: MeshLibrary) -> None:
+        c = self._client
+        sim = self.scene.simulation
+        c.setGravity(*vec(sim.gravity).tolist())
+        c.setPhysicsEngineParameter(
+            fixedTimeStep=self.timestep,
+            numSolverIterations=int(sim.solver_iterations),
+            deterministicOverlappingPairs=1,
+        )
+        classes = self.scene.class_table()
+        self.bodies: list[Body] = []
+        self.visual_parts: list[VisualPart] = []
+        for i, spec in enumerate(self.scene.objects):
+            ctx = BuildContext(client=c, assets=assets, meshes=meshes, instance_id=i + 1)
+            built = build(spec, ctx)
+            self._set_dynamics(built.body_id, spec)
+            dyn = c.getDynamicsInfo(built.body_id, -1)
+            com_in_frame = pose_matrix(dyn[3], xyzw_to_wxyz(dyn[4]))
+            links = {
+                c.getJointInfo(built.body_id, j)[12].decode(): j
+                for j in range(c.getNumJoints(built.body_id))
+            }
+            self.bodies.append(
+                Body(i + 1, spec.name, classes.index(spec.class_name), built.body_id, spec,
+                     com_in_frame, links)
+            )
+            self.visual_parts.extend(built.parts)
+        self._instance_by_body = {b.body_id: b.instance_id for b in self.bodies}
+        self._body_by_name = {b.name: b for b in self.bodies}
+
+    def _set_dynamics(self, body: int, spec: ObjectBase) -> None:
+        c = self._client
+        for link in range(-1, c.getNumJoints(body)):
+            c.changeDynamics(
+                body, link, lateralFriction=value(spec.friction), restitution=value(spec.restitution)
+            )
+        if not spec.static:
+            lin = vec(spec.velocity.linear)
+            ang = np.radians(vec(spec.velocity.angular_deg))
+            c.resetBaseVelocity(body, linearVelocity=lin.tolist(), angularVelocity=ang.tolist())
+
+    def close(self) -> None:
+        client = getattr(self, "_client", None)
+        if client is not None:
+            try:
+                client.disconnect()
+            except pb.error:
+                pass
+            self._client = None
+
+    def __enter__(self) -> PhysicsWorld:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise SimulationError("the physics world is closed")
+        return self._client
+
+    # -- time -----------------------------------------------------------------------------------
+
+    @property
+    def time(self) -> float:
+        """Simulated time of the current state, seconds (step index x timestep)."""
+        return self.step_index * self.timestep
+
+    @property
+    def num_steps(self) -> int:
+        """Steps in the episode: states at t = k * dt for k in [0, num_steps)."""
+        return max(1, int(np.floor(self.duration / self.timestep + 1e-9)))
+
+    def step(self) -> None:
+        self.client.stepSimulation()
+        self.step_index += 1
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def body(self, name: str) -> Body:
+        return self._body_by_name[name]
+
+    def object_states(self) -> ObjectStates:
+        c = self.client
+        n = len(self.bodies)
+        pos = np.zeros((n, 3))
+        quat = np.zeros((n, 4))
+        lin = np.zeros((n, 3))
+        ang = np.zeros((n, 3))
+        for i, b in enumerate(self.bodies):
+            p_com, q_com = c.getBasePositionAndOrientation(b.body_id)
+            v_com, w = c.getBaseVelocity(b.body_id)
+            t_frame = pose_matrix(p_com, xyzw_to_wxyz(q_com)) @ invert_pose(b.com_in_frame)
+            pos[i] = t_frame[:3, 3]
+            quat[i] = _matrix_quat(t_frame[:3, :3])
+            w_ = np.asarray(w)
+            lin[i] = np.asarray(v_com) + np.cross(w_, pos[i] - np.asarray(p_com))
+            ang[i] = w_
+        return ObjectStates(pos, quat, lin, ang)
+
+    def link_poses_w(self, body: Body) -> dict[int, np.ndarray]:
+        """World pose (4x4) of the object frame (key -1) and of each URDF link frame."""
+        c = self.client
+        p_com, q_com = c.getBasePositionAndOrientation(body.body_id)
+        out = {-1: pose_matrix(p_com, xyzw_to_wxyz(q_com)) @ invert_pose(body.com_in_frame)}
+        n = c.getNumJoints(body.body_id)
+        if n:
+            states = c.getLinkStates(body.body_id, list(range(n)), computeForwardKinematics=1)
+            for j, s in enumerate(states):
+                out[j] = pose_matrix(s[4], xyzw_to_wxyz(s[5]))
+        return out
+
+    def part_poses_w(self) -> np.ndarray:
+        """(P, 4, 4) world pose of every visual part, in ``visual_parts`` order."""
+        links = {b.instance_id: self.link_poses_w(b) for b in self.bodies}
+        if not self.visual_parts:
+            return np.zeros((0, 4, 4))
+        return np.stack([links[p.instance_id][p.link_index] @ p.local_pose for p in self.visual_parts])
+
+    def attachment_pose_w(self, object_name: str, link: str | None) -> np.ndarray:
+        """World pose of an object's frame, or of one of its URDF links."""
+        b = self._body_by_name[object_name]
+        poses = self.link_poses_w(b)
+        if link is None:
+            return poses[-1]
+        if link not in b.link_index_by_name:
+            known = ", ".join(sorted(b.link_index_by_name)) or "(none)"
+            raise SimulationError(f"object {object_name!r} has no link {link!r}; links: {known}")
+        return poses[b.link_index_by_name[link]]
+
+    def contacts(self) -> Contacts:
+        pts = self.client.getContactPoints()
+        if not pts:
+            return Contacts.empty()
+        inst = self._instance_by_body
+        return Contacts(
+            instance_a=np.array([inst.get(p[1], 0) for p in pts], dtype=np.int32),
+            instance_b=np.array([inst.get(p[2], 0) for p in pts], dtype=np.int32),
+            link_a=np.array([p[3] for p in pts], dtype=np.int32),
+            link_b=np.array([p[4] for p in pts], dtype=np.int32),
+            position_w=np.array([p[5] for p in pts], dtype=np.float64),
+            normal_w=np.array([p[7] for p in pts], dtype=np.float64),
+            normal_force=np.array([p[9] for p in pts], dtype=np.float64),
+        )
+
+
+def _matrix_quat(r: np.ndarray) -> np.ndarray:
+    from simgen.geometry import matrix_to_quat
+
+    return matrix_to_quat(r)
+
+
+__all__ = ["Body", "Contacts", "ObjectStates", "PhysicsWorld", "pose_matrices"]
