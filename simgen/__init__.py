@@ -1,2 +1,3 @@
 """simgen: scene files to labeled synthetic sensor datasets."""
+
 __version__ = "0.1.0"

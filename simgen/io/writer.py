@@ -32,7 +32,11 @@ from simgen.scene.schema import SCHEMA_VERSION, Scene
 #: decodes them (lzf is faster but h5py-only). Frame chunks are compressed by simgen in a
 #: thread pool (zlib releases the GIL) and stored with ``write_direct_chunk``, so compression
 #: overlaps rendering; the bytes are what HDF5's own filters would produce.
-DEFAULT_COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+DEFAULT_COMPRESSION: dict[str, Any] = {
+    "compression": "gzip",
+    "compression_opts": 1,
+    "shuffle": True,
+}
 COMPRESS_THREADS = 2
 MAX_PENDING_CHUNKS = 16
 
@@ -165,7 +169,11 @@ class DatasetWriter:
 def _shuffle_deflate(arr: np.ndarray, level: int, shuffle: bool) -> bytes:
     """Encode one chunk exactly as HDF5's shuffle + deflate filters would."""
     a = np.ascontiguousarray(arr)
-    raw = a.view(np.uint8).reshape(-1, a.dtype.itemsize).T.tobytes() if shuffle and a.dtype.itemsize > 1 else a.tobytes()
+    raw = (
+        a.view(np.uint8).reshape(-1, a.dtype.itemsize).T.tobytes()
+        if shuffle and a.dtype.itemsize > 1
+        else a.tobytes()
+    )
     return zlib.compress(raw, level)
 
 
@@ -195,9 +203,13 @@ class _EpisodeWriter:
     def _header(self, h: EpisodeHeader) -> None:
         o = self.g.create_group("objects")
         o.create_dataset("instance_id", data=np.array([x.instance_id for x in h.objects], np.int32))
-        o.create_dataset("name", data=np.array([x.name for x in h.objects], dtype=object), dtype=STR)
+        o.create_dataset(
+            "name", data=np.array([x.name for x in h.objects], dtype=object), dtype=STR
+        )
         o.create_dataset("class_id", data=np.array([x.class_id for x in h.objects], np.int32))
-        o.create_dataset("kind", data=np.array([x.kind for x in h.objects], dtype=object), dtype=STR)
+        o.create_dataset(
+            "kind", data=np.array([x.kind for x in h.objects], dtype=object), dtype=STR
+        )
         self.g.attrs["timestep"] = h.timestep
         self.g.attrs["num_steps"] = h.num_steps
         self.g.attrs["sensors_json"] = json.dumps(h.sensor_kinds)
@@ -210,14 +222,16 @@ class _EpisodeWriter:
         if key in parent:
             return parent[key]
         opts = self.compression if sample.size >= 64 else {}
-        return parent.create_dataset(
+        ds = parent.create_dataset(
             key,
             shape=(0, *sample.shape),
             maxshape=(None, *sample.shape),
             dtype=sample.dtype,
-            chunks=(1, *sample.shape) if sample.size else None,
+            chunks=(1, *sample.shape) if sample.size >= 64 else True,
             **opts,
         )
+        ds.attrs["layout"] = "per_frame"
+        return ds
 
     def _append(self, parent: h5py.Group, key: str, value: np.ndarray) -> None:
         ds = self._dataset(parent, key, value)
@@ -260,7 +274,7 @@ class _EpisodeWriter:
             self._append(sg, key, np.asarray(arr))
         for key, arr in f.static.items():
             if key not in sg:
-                sg.create_dataset(key, data=arr)
+                sg.create_dataset(key, data=arr).attrs["layout"] = "constant"
         for key, arr in f.ragged.items():
             self._ragged(sg, key, np.asarray(arr))
         self.frame_counts[f.sensor] += 1
@@ -268,10 +282,17 @@ class _EpisodeWriter:
     def _ragged(self, sg: h5py.Group, key: str, arr: np.ndarray) -> None:
         if key not in sg:
             sg.create_dataset(
-                key, shape=(0, *arr.shape[1:]), maxshape=(None, *arr.shape[1:]), dtype=arr.dtype,
-                chunks=(max(1, min(65536, 1 << 16)), *arr.shape[1:]), **self.compression,
+                key,
+                shape=(0, *arr.shape[1:]),
+                maxshape=(None, *arr.shape[1:]),
+                dtype=arr.dtype,
+                chunks=(16384, *arr.shape[1:]),
+                **self.compression,
             )
-            sg.create_dataset(f"{key}_offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(1024,))
+            sg[key].attrs["layout"] = "ragged"
+            sg.create_dataset(
+                f"{key}_offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(1024,)
+            )
         ds, off = sg[key], sg[f"{key}_offsets"]
         n = ds.shape[0]
         ds.resize(n + arr.shape[0], axis=0)
@@ -293,12 +314,26 @@ class _EpisodeWriter:
         n_obj = len(self.g["objects/instance_id"])
         for key in ("position_w", "quat_wxyz_w", "linear_velocity_w", "angular_velocity_w"):
             width = 4 if key == "quat_wxyz_w" else 3
-            data = np.stack([getattr(r.objects, key) for r in s]) if s else np.zeros((0, n_obj, width))
+            data = (
+                np.stack([getattr(r.objects, key) for r in s]) if s else np.zeros((0, n_obj, width))
+            )
             st.create_dataset(key, data=data.astype(np.float64))
         c = self.g.create_group("contacts")
-        ticks = np.concatenate([np.full(len(r.contacts.instance_a), r.tick, np.int64) for r in s]) if s else np.zeros(0, np.int64)
+        ticks = (
+            np.concatenate([np.full(len(r.contacts.instance_a), r.tick, np.int64) for r in s])
+            if s
+            else np.zeros(0, np.int64)
+        )
         c.create_dataset("tick", data=ticks)
-        for key in ("instance_a", "instance_b", "link_a", "link_b", "position_w", "normal_w", "normal_force"):
+        for key in (
+            "instance_a",
+            "instance_b",
+            "link_a",
+            "link_b",
+            "position_w",
+            "normal_w",
+            "normal_force",
+        ):
             parts = [getattr(r.contacts, key) for r in s]
             if parts:
                 c.create_dataset(key, data=np.concatenate(parts))

@@ -58,7 +58,9 @@ def _resolve(value: Any, path: Path_, draw: Any) -> Any:
     if isinstance(value, BaseModel):
         out = {}
         for name, info in type(value).model_fields.items():
-            out[info.alias or name] = _resolve(getattr(value, name), (*path, info.alias or name), draw)
+            out[info.alias or name] = _resolve(
+                getattr(value, name), (*path, info.alias or name), draw
+            )
         return out
     if isinstance(value, (list, tuple)):
         return [_resolve(v, (*path, i), draw) for i, v in enumerate(value)]
@@ -88,7 +90,11 @@ def sample_episode(scene: Scene, base_seed: int, episode_index: int) -> EpisodeP
     except ValidationError as e:
         problems = []
         for err in e.errors(include_url=False):
-            loc = tuple(p for p in err["loc"] if not isinstance(p, str) or p not in ("value", "distribution"))
+            loc = tuple(
+                p
+                for p in err["loc"]
+                if not isinstance(p, str) or p not in ("value", "distribution")
+            )
             sub = getattr((err.get("ctx") or {}).get("error"), "path", None)
             if isinstance(sub, tuple):
                 loc = (*loc, *sub)

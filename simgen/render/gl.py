@@ -29,6 +29,8 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
                 self._delete_main_framebuffer()
 
         def _configure_main_framebuffer(self) -> None:
+            self._main_fb: Any
+            self._main_fb_dims: Any
             dims = (self.viewport_width, self.viewport_height)
             if self._main_fb is not None and dims != self._main_fb_dims:
                 self._delete_main_framebuffer()

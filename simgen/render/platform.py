@@ -51,8 +51,9 @@ def _probe_egl() -> str | None:
     query = egl.eglGetProcAddress(b"eglQueryDevicesEXT")
     get_platform_display = egl.eglGetProcAddress(b"eglGetPlatformDisplayEXT")
     if query and get_platform_display:
-        query_fn = ctypes.CFUNCTYPE(ctypes.c_uint, ctypes.c_int, ctypes.c_void_p,
-                                    ctypes.POINTER(ctypes.c_int))(query)
+        query_fn = ctypes.CFUNCTYPE(
+            ctypes.c_uint, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)
+        )(query)
         n = ctypes.c_int(0)
         if query_fn(0, None, ctypes.byref(n)) and n.value > 0:
             devices = (ctypes.c_void_p * n.value)()
@@ -60,8 +61,9 @@ def _probe_egl() -> str | None:
             index = int(os.environ.get("EGL_DEVICE_ID", "0"))
             if index >= n.value:
                 return f"EGL_DEVICE_ID={index} but only {n.value} EGL devices exist"
-            gpd = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p,
-                                   ctypes.c_void_p)(get_platform_display)
+            gpd = ctypes.CFUNCTYPE(
+                ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p
+            )(get_platform_display)
             display = gpd(0x313F, devices[index], None)  # EGL_PLATFORM_DEVICE_EXT
     if not display:
         return "no EGL device could be opened"

@@ -164,7 +164,9 @@ class Renderer:
             return spot, _light_pose(vec(light.direction), vec(light.position))
         return None
 
-    def update(self, part_poses_w: np.ndarray, light_poses_w: dict[int, np.ndarray] | None = None) -> None:
+    def update(
+        self, part_poses_w: np.ndarray, light_poses_w: dict[int, np.ndarray] | None = None
+    ) -> None:
         """Move every visual part (and attached lights) to its pose at the current time."""
         for node, pose in zip(self._part_nodes, part_poses_w, strict=True):
             self.scene.set_pose(node, pose)

@@ -43,9 +43,10 @@ def render_dataset(
     """Render the given episode indices of ``scene`` (base seed ``seed``) into ``out``."""
     t0 = time.perf_counter()
     summary = RunSummary(Path(out))
-    with Simulator(gl=gl, asset_roots=asset_roots) as sim, DatasetWriter(
-        out, scene, seed, overwrite=overwrite
-    ) as writer:
+    with (
+        Simulator(gl=gl, asset_roots=asset_roots) as sim,
+        DatasetWriter(out, scene, seed, overwrite=overwrite) as writer,
+    ):
         for index in episodes:
             params = sample_episode(scene, seed, index)
             ep = writer.write_episode(params, sim.run(params))

@@ -58,13 +58,17 @@ def _light_poses(world: PhysicsWorld, r: Renderer) -> dict[int, np.ndarray]:
 
 
 @singledispatch
-def capture(spec: SensorBase, ctx: CaptureContext) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+def capture(
+    spec: SensorBase, ctx: CaptureContext
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Capture one frame: (pose_w, arrays, static arrays, ragged arrays)."""
     raise NotImplementedError(f"no capture function for sensor kind {type(spec).__name__}")
 
 
 @capture.register
-def _(spec: CameraSensor, ctx: CaptureContext) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _(
+    spec: CameraSensor, ctx: CaptureContext
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     k = intrinsics_matrix(spec)
     pose_w_c = optical_pose_w(sensor_pose_w(spec, ctx.world.attachment_pose_w))
     r = ctx.sync_renderer()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,10 +31,10 @@ class Simulator:
         self.gl = gl
         self.asset_roots = tuple(Path(r) for r in asset_roots)
         self.meshes = MeshLibrary()
-        self._renderer = None
+        self._renderer: Any = None
         self.timings: dict[str, float] = {}
 
-    def renderer(self):  # type: ignore[no-untyped-def]
+    def renderer(self) -> Any:
         if self._renderer is None:
             from simgen.render.renderer import Renderer
 
@@ -68,7 +69,9 @@ class Simulator:
             for b in world.bodies:
                 lut[b.instance_id] = b.class_id
             schedules = {
-                s.name: CaptureSchedule.build(value(s.rate_hz), world.timestep, world.num_steps).steps
+                s.name: CaptureSchedule.build(
+                    value(s.rate_hz), world.timestep, world.num_steps
+                ).steps
                 for s in scene.sensors
             }
             tick_steps = np.unique(np.concatenate([np.zeros(1, np.int64), *schedules.values()]))
@@ -109,8 +112,15 @@ class Simulator:
                     pose, arrays, static, ragged = capture(spec, ctx)
                     self.timings["sensors"] += time.perf_counter() - t2
                     yield SensorFrame(
-                        sensor=spec.name, kind=spec.kind, index=frame_counts[spec.name],
-                        tick=tick, step=step, time=world.time, pose_w=pose,
-                        arrays=arrays, static=static, ragged=ragged,
+                        sensor=spec.name,
+                        kind=spec.kind,
+                        index=frame_counts[spec.name],
+                        tick=tick,
+                        step=step,
+                        time=world.time,
+                        pose_w=pose,
+                        arrays=arrays,
+                        static=static,
+                        ragged=ragged,
                     )
                     frame_counts[spec.name] += 1

@@ -22,7 +22,11 @@ def load_scene(path: str | Path) -> Scene:
         size = p.stat().st_size
         if size > MAX_SCENE_BYTES:
             raise SceneFileError(
-                [Problem((), f"file is {size} bytes; scene files are limited to {MAX_SCENE_BYTES}")],
+                [
+                    Problem(
+                        (), f"file is {size} bytes; scene files are limited to {MAX_SCENE_BYTES}"
+                    )
+                ],
                 str(p),
             )
         text = p.read_text(encoding="utf-8")
@@ -37,7 +41,9 @@ def load_scene(path: str | Path) -> Scene:
     return parse_scene(text, filename=str(p), base_dir=p.resolve().parent)
 
 
-def parse_scene(text: str, filename: str | None = None, base_dir: str | Path | None = None) -> Scene:
+def parse_scene(
+    text: str, filename: str | None = None, base_dir: str | Path | None = None
+) -> Scene:
     """Validate scene text. ``base_dir`` anchors relative asset paths (default: the file's folder)."""
     data, positions = load_yaml(text, filename)
     if not isinstance(data, dict):
@@ -54,8 +60,15 @@ def parse_scene(text: str, filename: str | None = None, base_dir: str | Path | N
     if version != SCHEMA_VERSION:
         line, col = positions.find(("schema_version",)) or (1, 1)
         raise SceneFileError(
-            [Problem(("schema_version",), f"unsupported version {version!r}", line, col,
-                     f"{SCHEMA_VERSION} (this is simgen's scene format version)")],
+            [
+                Problem(
+                    ("schema_version",),
+                    f"unsupported version {version!r}",
+                    line,
+                    col,
+                    f"{SCHEMA_VERSION} (this is simgen's scene format version)",
+                )
+            ],
             filename,
         )
     try:
@@ -159,8 +172,10 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         tagged = [t for t in nxt if isinstance(t, type) and issubclass(t, BaseModel)]
         if isinstance(part, str) and len(tagged) > 1:
             by_kind = [
-                t for t in tagged
-                if "kind" in t.model_fields and part in typing.get_args(t.model_fields["kind"].annotation)
+                t
+                for t in tagged
+                if "kind" in t.model_fields
+                and part in typing.get_args(t.model_fields["kind"].annotation)
             ]
             nxt = by_kind or nxt
         cur = nxt or cur
@@ -185,7 +200,7 @@ _ALLOWED_BY_TYPE = {
 }
 
 
-def _problem(err: dict[str, Any], data: Any, positions: Positions) -> Problem:
+def _problem(err: Any, data: Any, positions: Positions) -> Problem:
     loc = tuple(err.get("loc", ()))
     etype = err.get("type", "")
     ctx = err.get("ctx") or {}
@@ -195,7 +210,7 @@ def _problem(err: dict[str, Any], data: Any, positions: Positions) -> Problem:
         path = (*path, *sub)
     msg = str(err.get("msg", "invalid"))
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     allowed: str | None = _ALLOWED_BY_TYPE.get(etype)
 
     if etype == "extra_forbidden":
@@ -223,7 +238,8 @@ def _problem(err: dict[str, Any], data: Any, positions: Positions) -> Problem:
     elif etype in ("union_tag_invalid", "union_tag_not_found"):
         allowed = "kind " + str(ctx.get("expected_tags", ""))
         msg = (
-            f"unknown kind {ctx.get('tag')!r}" if etype == "union_tag_invalid"
+            f"unknown kind {ctx.get('tag')!r}"
+            if etype == "union_tag_invalid"
             else "missing field 'kind'"
         )
         if etype == "union_tag_invalid" and ctx.get("discriminator") == "'kind'":

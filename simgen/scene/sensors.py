@@ -88,7 +88,8 @@ class CameraSensor(SensorBase):
 
     kind: Literal["camera"]
     resolution: tuple[
-        Annotated[int, Field(ge=1, le=MAX_RESOLUTION)], Annotated[int, Field(ge=1, le=MAX_RESOLUTION)]
+        Annotated[int, Field(ge=1, le=MAX_RESOLUTION)],
+        Annotated[int, Field(ge=1, le=MAX_RESOLUTION)],
     ] = Field(description="[width, height] in pixels")
     intrinsics: Intrinsics = FovIntrinsics(fov_deg=60.0)
     near: PosNum = Field(default=0.05, description="near clip plane, meters")

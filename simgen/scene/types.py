@@ -110,7 +110,10 @@ class QuatOrientation(Strict_):
     @field_validator("quat_wxyz")
     @classmethod
     def _nonzero(cls, q: tuple[Any, ...]) -> tuple[Any, ...]:
-        if all(not isinstance(c, Distribution) for c in q) and sum(float(c) ** 2 for c in q) < 1e-12:
+        if (
+            all(not isinstance(c, Distribution) for c in q)
+            and sum(float(c) ** 2 for c in q) < 1e-12
+        ):
             raise ValueError("quaternion has zero length")
         return q
 
@@ -170,4 +173,3 @@ class Attachment(Strict_):
 
     object: str
     link: str | None = None
-

@@ -52,9 +52,7 @@ class _Builder:
 
     def fail(self, node: yaml.Node, path: Path_, message: str, allowed: str | None = None) -> None:
         line, col = _mark(node)
-        raise SceneFileError(
-            [Problem(path, message, line, col, allowed)], self.filename
-        )
+        raise SceneFileError([Problem(path, message, line, col, allowed)], self.filename)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.count += 1
@@ -79,10 +77,11 @@ class _Builder:
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 self.fail(key_node, path, "mapping keys must be plain strings")
             key = str(key)
+            kpath = (*path, key)
             if key in out:
-                line, _ = self.positions.keys[(*path, key)]
-                self.fail(key_node, (*path, key), f"duplicate key {key!r} (first at line {line})")
-            self.positions.keys[(*path, key)] = _mark(key_node)
+                line, _ = self.positions.keys[kpath]
+                self.fail(key_node, kpath, f"duplicate key {key!r} (first at line {line})")
+            self.positions.keys[kpath] = _mark(key_node)
             out[key] = self.build(value_node, (*path, key))
         return out
 
@@ -92,7 +91,9 @@ class _Builder:
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as e:
-            self.fail(node, path, f"YAML tag {node.tag!r} is not allowed ({e.problem})", "plain YAML data")
+            self.fail(
+                node, path, f"YAML tag {node.tag!r} is not allowed ({e.problem})", "plain YAML data"
+            )
 
 
 def load_yaml(text: str, filename: str | None = None) -> tuple[Any, Positions]:

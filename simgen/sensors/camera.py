@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simgen.geometry import look_at_cv, pose_matrix
+from simgen.scene.schema import Scene
 from simgen.scene.sensors import CameraSensor, FovIntrinsics, SensorBase
 from simgen.scene.types import value, vec
 from simgen.sim.builders import pose_quat_wxyz
@@ -41,7 +42,9 @@ def mount_in_parent(spec: SensorBase) -> np.ndarray:
     return pose_matrix(vec(spec.pose.position), pose_quat_wxyz(spec.pose))
 
 
-def sensor_pose_w(spec: SensorBase, attachment_pose_w: Callable[[str, str | None], np.ndarray]) -> np.ndarray:
+def sensor_pose_w(
+    spec: SensorBase, attachment_pose_w: Callable[[str, str | None], np.ndarray]
+) -> np.ndarray:
     """World pose of the sensor body frame; ``attachment_pose_w(object, link)`` gives parents."""
     mount = mount_in_parent(spec)
     if spec.attach_to is None:
@@ -69,7 +72,39 @@ class CaptureSchedule:
                 f"capture rate {rate_hz} Hz is faster than the physics rate {1 / timestep:.6g} Hz"
             )
         duration = num_steps * timestep
-        n = int(math.ceil(duration / period - 1e-9))
+        n = math.ceil(duration / period - 1e-9)
         steps = np.rint(np.arange(n) * period / timestep).astype(np.int64)
         steps = steps[steps < num_steps]
         return CaptureSchedule(np.unique(steps))
+
+
+def camera_with_resolution(spec: CameraSensor, width: int, height: int) -> CameraSensor:
+    """The same camera at another resolution; pinhole intrinsics scale with the image."""
+    from simgen.scene.sensors import PinholeIntrinsics
+
+    w0, h0 = spec.resolution
+    intr = spec.intrinsics
+    if isinstance(intr, PinholeIntrinsics):
+        sx, sy = width / w0, height / h0
+        intr = PinholeIntrinsics(
+            fx=value(intr.fx) * sx,
+            fy=value(intr.fy) * sy,
+            cx=(value(intr.cx) + 0.5) * sx - 0.5,
+            cy=(value(intr.cy) + 0.5) * sy - 0.5,
+        )
+    return spec.model_copy(update={"resolution": (width, height), "intrinsics": intr})
+
+
+def scene_with_resolution(scene: Scene, width: int, height: int) -> Scene:
+    """``scene`` with every camera rendering at ``width`` x ``height``."""
+    sensors = [
+        camera_with_resolution(s, width, height) if isinstance(s, CameraSensor) else s
+        for s in scene.sensors
+    ]
+    new = scene.model_copy(update={"sensors": sensors})
+    new._source_text, new._source_path, new._base_dir = (
+        scene.source_text,
+        scene.source_path,
+        scene.base_dir,
+    )
+    return new

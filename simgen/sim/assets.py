@@ -43,7 +43,9 @@ class AssetResolver:
     extra_roots: tuple[Path, ...] = field(default_factory=tuple)
 
     @classmethod
-    def for_scene(cls, base_dir: str | Path | None, extra_roots: tuple[Path, ...] = ()) -> AssetResolver:
+    def for_scene(
+        cls, base_dir: str | Path | None, extra_roots: tuple[Path, ...] = ()
+    ) -> AssetResolver:
         base = Path(base_dir).resolve() if base_dir else Path.cwd().resolve()
         return cls(base_dir=base, extra_roots=tuple(Path(r).resolve() for r in extra_roots))
 
@@ -56,10 +58,10 @@ class AssetResolver:
             raise AssetError(f"{what}: empty or invalid file name {name!r}")
         if name.startswith(PYBULLET_PREFIX):
             root = pybullet_data_dir()
-            candidate = root / name[len(PYBULLET_PREFIX):]
+            candidate = root / name[len(PYBULLET_PREFIX) :]
         elif name.startswith(SIMGEN_PREFIX):
             root = simgen_assets_dir()
-            candidate = root / name[len(SIMGEN_PREFIX):]
+            candidate = root / name[len(SIMGEN_PREFIX) :]
         else:
             candidate = Path(name) if Path(name).is_absolute() else self.base_dir / name
         real = candidate.resolve()
@@ -72,7 +74,7 @@ class AssetResolver:
         if not real.is_file():
             hint = ""
             if name.startswith(PYBULLET_PREFIX):
-                hint = " (list them with: python -c \"import pybullet_data; print(pybullet_data.getDataPath())\")"
+                hint = ' (list them with: python -c "import pybullet_data; print(pybullet_data.getDataPath())")'
             raise AssetError(f"{what} {name!r}: no such file {real}{hint}")
         return real
 

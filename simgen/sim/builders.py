@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pybullet as pb
 import trimesh
 
 from simgen.errors import AssetError, SimulationError
@@ -32,6 +31,7 @@ from simgen.scene.objects import (
 )
 from simgen.scene.types import EulerOrientation, Pose, value, vec
 from simgen.sim.assets import AssetResolver
+from simgen.sim.quiet import import_pybullet
 from simgen.sim.visuals import (
     Appearance,
     MeshLibrary,
@@ -43,6 +43,8 @@ from simgen.sim.visuals import (
     plane_mesh,
     sphere_mesh,
 )
+
+pb = import_pybullet()
 
 
 @dataclass
@@ -155,7 +157,9 @@ def _(spec: MeshObject, ctx: BuildContext) -> Built:
         vec(spec.scale) if isinstance(spec.scale, tuple) else value(spec.scale), (3,)
     )
     meshes = ctx.meshes.load(path, scale)
-    combined = trimesh.util.concatenate([trimesh.Trimesh(m.vertices, m.faces, process=False) for m in meshes])
+    combined = trimesh.util.concatenate(
+        [trimesh.Trimesh(m.vertices, m.faces, process=False) for m in meshes]
+    )
     col = _mesh_collision(spec, ctx, combined, path)
     if col < 0:
         raise AssetError(f"object {spec.name!r}: pybullet rejected the collision shape of {path}")
@@ -179,7 +183,7 @@ def _(spec: MeshObject, ctx: BuildContext) -> Built:
     return Built(body, [part])
 
 
-def _mesh_collision(spec: MeshObject, ctx: BuildContext, mesh: trimesh.Trimesh, path: Path) -> int:
+def _mesh_collision(spec: MeshObject, ctx: BuildContext, mesh: Any, path: Path) -> int:
     c = ctx.client
     if spec.collision == "mesh":
         return int(
@@ -235,8 +239,14 @@ def _(spec: UrdfObject, ctx: BuildContext) -> Built:
     return Built(body, _urdf_parts(spec, ctx, body, path))
 
 
-_PB_GEOM = {pb.GEOM_BOX: "box", pb.GEOM_SPHERE: "sphere", pb.GEOM_CYLINDER: "cylinder",
-            pb.GEOM_CAPSULE: "capsule", pb.GEOM_MESH: "mesh", pb.GEOM_PLANE: "plane"}
+_PB_GEOM = {
+    pb.GEOM_BOX: "box",
+    pb.GEOM_SPHERE: "sphere",
+    pb.GEOM_CYLINDER: "cylinder",
+    pb.GEOM_CAPSULE: "capsule",
+    pb.GEOM_MESH: "mesh",
+    pb.GEOM_PLANE: "plane",
+}
 
 
 def _urdf_parts(spec: UrdfObject, ctx: BuildContext, body: int, urdf: Path) -> list[VisualPart]:
@@ -245,7 +255,15 @@ def _urdf_parts(spec: UrdfObject, ctx: BuildContext, body: int, urdf: Path) -> l
     parts = []
     override = spec.material is not None
     for row in ctx.client.getVisualShapeData(body):
-        link, gtype, dims, fname, pos, orn, rgba = row[1], row[2], row[3], row[4], row[5], row[6], row[7]
+        link, gtype, dims, fname, pos, orn, rgba = (
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+        )
         kind = _PB_GEOM.get(gtype)
         if kind == "mesh":
             file = Path(fname.decode() if isinstance(fname, bytes) else fname)

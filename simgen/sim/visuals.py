@@ -47,11 +47,13 @@ class MeshLibrary:
     """Loads mesh files once and hands out shared (read-only) copies. Owned by a worker."""
 
     max_entries: int = 256
-    _cache: dict[tuple[str, tuple[float, float, float]], tuple[trimesh.Trimesh, ...]] = field(
+    _cache: dict[tuple[str, tuple[float, ...]], tuple[trimesh.Trimesh, ...]] = field(
         default_factory=dict
     )
 
-    def load(self, path: Path, scale: np.ndarray | tuple[float, float, float]) -> tuple[trimesh.Trimesh, ...]:
+    def load(
+        self, path: Path, scale: np.ndarray | tuple[float, float, float]
+    ) -> tuple[trimesh.Trimesh, ...]:
         s = tuple(float(x) for x in np.broadcast_to(np.asarray(scale, dtype=float), (3,)))
         key = (str(path), s)
         hit = self._cache.get(key)
@@ -99,7 +101,9 @@ def geometry_key(*parts: object) -> str:
 def box_mesh(size: np.ndarray) -> trimesh.Trimesh:
     """Box with 24 vertices (4 per face) and UVs in meters, so textures tile at 1 m."""
     hx, hy, hz = np.asarray(size, dtype=float) / 2.0
-    verts, uvs, faces = [], [], []
+    verts: list[np.ndarray] = []
+    uvs: list[list[float]] = []
+    faces: list[list[int]] = []
     # (normal axis, sign) -> face corners in counter-clockwise order seen from outside
     for axis in range(3):
         for sign in (-1.0, 1.0):

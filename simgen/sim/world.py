@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pybullet as pb
+
+from simgen.sim.quiet import import_pybullet, quiet_stdout
+
+pb = import_pybullet()
 from pybullet_utils import bullet_client
 
 from simgen.errors import SimulationError
@@ -66,14 +69,17 @@ class Contacts:
 class PhysicsWorld:
     """A pybullet DIRECT client holding one episode's objects. Use as a context manager."""
 
-    def __init__(self, params: EpisodeParams, *, assets: AssetResolver, meshes: MeshLibrary) -> None:
+    def __init__(
+        self, params: EpisodeParams, *, assets: AssetResolver, meshes: MeshLibrary
+    ) -> None:
         self.params = params
         self.scene = params.scene
         sim = self.scene.simulation
         self.timestep = value(sim.timestep)
         self.duration = value(sim.duration)
         self.step_index = 0
-        self._client: Any = bullet_client.BulletClient(connection_mode=pb.DIRECT)
+        with quiet_stdout():
+            self._client: Any = bullet_client.BulletClient(connection_mode=pb.DIRECT)
         try:
             self._setup(assets, meshes)
         except BaseException:
@@ -105,8 +111,15 @@ class PhysicsWorld:
                 for j in range(c.getNumJoints(built.body_id))
             }
             self.bodies.append(
-                Body(i + 1, spec.name, classes.index(spec.class_name), built.body_id, spec,
-                     com_in_frame, links)
+                Body(
+                    i + 1,
+                    spec.name,
+                    classes.index(spec.class_name),
+                    built.body_id,
+                    spec,
+                    com_in_frame,
+                    links,
+                )
             )
             self.visual_parts.extend(built.parts)
         self._instance_by_body = {b.body_id: b.instance_id for b in self.bodies}
@@ -116,7 +129,10 @@ class PhysicsWorld:
         c = self._client
         for link in range(-1, c.getNumJoints(body)):
             c.changeDynamics(
-                body, link, lateralFriction=value(spec.friction), restitution=value(spec.restitution)
+                body,
+                link,
+                lateralFriction=value(spec.friction),
+                restitution=value(spec.restitution),
             )
         if not spec.static:
             lin = vec(spec.velocity.linear)
@@ -200,7 +216,9 @@ class PhysicsWorld:
         links = {b.instance_id: self.link_poses_w(b) for b in self.bodies}
         if not self.visual_parts:
             return np.zeros((0, 4, 4))
-        return np.stack([links[p.instance_id][p.link_index] @ p.local_pose for p in self.visual_parts])
+        return np.stack(
+            [links[p.instance_id][p.link_index] @ p.local_pose for p in self.visual_parts]
+        )
 
     def attachment_pose_w(self, object_name: str, link: str | None) -> np.ndarray:
         """World pose of an object's frame, or of one of its URDF links."""
