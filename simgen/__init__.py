@@ -1,3 +1,130 @@
-"""simgen: scene files to labeled synthetic sensor datasets."""
+"""simgen: scene files -> physics -> labeled synthetic sensor datasets.
+
+The core (scene models, sampling) imports with numpy, pydantic and PyYAML only; the engines
+(pybullet, pyrender, h5py) load on first use::
+
+    import simgen
+
+    scene = simgen.load_scene("scenes/tabletop.yaml")
+    for frame in simgen.frames(scene, seed=0, episode=0):
+        print(frame.sensor, frame.time, frame.rgb.shape, frame.depth_m.max())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+from simgen.errors import SimgenError
+from simgen.random.sample import EpisodeParams, sample_episode
+from simgen.scene.lights import AmbientLight, DirectionalLight, PointLight, SpotLight
+from simgen.scene.loader import load_scene, parse_scene
+from simgen.scene.objects import (
+    BoxObject as Box,
+)
+from simgen.scene.objects import (
+    CapsuleObject as Capsule,
+)
+from simgen.scene.objects import (
+    CylinderObject as Cylinder,
+)
+from simgen.scene.objects import (
+    Material,
+    Velocity,
+)
+from simgen.scene.objects import (
+    MeshObject as Mesh,
+)
+from simgen.scene.objects import (
+    PlaneObject as Plane,
+)
+from simgen.scene.objects import (
+    SphereObject as Sphere,
+)
+from simgen.scene.objects import (
+    UrdfObject as Urdf,
+)
+from simgen.scene.schema import Scene, Simulation
+from simgen.scene.sensors import CameraSensor as Camera
+from simgen.scene.types import Attachment, EulerOrientation, LookAt, Pose, QuatOrientation
+
+if TYPE_CHECKING:
+    from simgen.io.reader import Dataset
+    from simgen.run.episode import Simulator
+    from simgen.run.records import Record, SensorFrame
+
+
+def episode(
+    scene: Scene, seed: int = 0, index: int = 0, *, gl: str | None = None
+) -> Iterator[Record]:
+    """Run episode ``index`` of ``scene`` in memory: header, then states and sensor frames."""
+    from simgen.run.episode import Simulator
+
+    with Simulator(gl=gl) as sim:
+        yield from sim.episode(scene, seed, index)
+
+
+def frames(
+    scene: Scene, seed: int = 0, episode: int = 0, *, gl: str | None = None
+) -> Iterator[SensorFrame]:
+    """The sensor frames of one episode, in time order, without writing a file."""
+    from simgen.run.records import SensorFrame
+
+    for rec in globals()["episode"](scene, seed, episode, gl=gl):
+        if isinstance(rec, SensorFrame):
+            yield rec
+
+
+def open_dataset(path: Any) -> Dataset:
+    """Open a dataset written by ``simgen render`` for reading."""
+    from simgen.io.reader import Dataset
+
+    return Dataset(path)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Simulator":
+        from simgen.run.episode import Simulator
+
+        return Simulator
+    if name == "render_dataset":
+        from simgen.run.batch import render_dataset
+
+        return render_dataset
+    raise AttributeError(f"module 'simgen' has no attribute {name!r}")
+
+
+__all__ = [
+    "AmbientLight",
+    "Attachment",
+    "Box",
+    "Camera",
+    "Capsule",
+    "Cylinder",
+    "DirectionalLight",
+    "EpisodeParams",
+    "EulerOrientation",
+    "LookAt",
+    "Material",
+    "Mesh",
+    "Plane",
+    "PointLight",
+    "Pose",
+    "QuatOrientation",
+    "Scene",
+    "SimgenError",
+    "Simulation",
+    "Simulator",
+    "Sphere",
+    "SpotLight",
+    "Urdf",
+    "Velocity",
+    "episode",
+    "frames",
+    "load_scene",
+    "open_dataset",
+    "parse_scene",
+    "sample_episode",
+]

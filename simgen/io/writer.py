@@ -131,12 +131,15 @@ class DatasetWriter:
         except BaseException:
             writer.abort()
             raise
-        g.attrs["gl_renderer"] = writer.gl_renderer or ""
         g.attrs["complete"] = True
         self.episodes.append(params.episode_index)
         return EpisodeSummary(
             params.episode_index, n_frames, time.perf_counter() - t0, raw, writer.frame_counts
         )
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Set a root attribute (provenance known only after rendering, e.g. the GL renderer)."""
+        self.file.attrs[key] = value
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -189,7 +192,6 @@ class _EpisodeWriter:
         self.states: list[StateRecord] = []
         self.frame_counts: dict[str, int] = {}
         self.raw_bytes = 0
-        self.gl_renderer: str | None = None
         self._ragged_len: dict[tuple[str, str], int] = {}
 
     def add(self, rec: Record) -> None:

@@ -37,12 +37,8 @@ class CameraImages:
 
 
 def _encode_id(i: int) -> tuple[int, int, int]:
+    """An instance id as the segmentation color pyrender passes to the label shader."""
     return (i & 0xFF, (i >> 8) & 0xFF, (i >> 16) & 0xFF)
-
-
-def _decode_ids(color: np.ndarray) -> np.ndarray:
-    c = color.astype(np.uint32)
-    return (c[..., 0] | (c[..., 1] << 8) | (c[..., 2] << 16)).astype(np.uint16)
 
 
 def _light_pose(direction: np.ndarray, position: np.ndarray | None = None) -> np.ndarray:
@@ -76,7 +72,8 @@ class Renderer:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def _renderer(self, width: int, height: int, samples: int) -> Any:
+    def _gl(self, width: int, height: int, samples: int) -> Any:
+        """Our GL renderer (see :mod:`simgen.render.gl`), current and sized for this camera."""
         if self._offscreen is None:
             try:
                 off = self.pyrender.OffscreenRenderer(width, height)
@@ -96,15 +93,15 @@ class Renderer:
             }
             self._offscreen = off
         off = self._offscreen
-        if (off.viewport_width, off.viewport_height) != (width, height):
-            off.viewport_width = width
-            off.viewport_height = height
-        off._renderer.set_samples(samples)
-        return off
+        off._platform.make_current()
+        gl = off._renderer
+        gl.viewport_width, gl.viewport_height = width, height
+        gl.set_samples(samples)
+        return gl
 
     def close(self) -> None:
         if self._offscreen is not None:
-            self._offscreen.delete()
+            _delete_offscreen(self._offscreen)
             self._offscreen = None
         self._mesh_cache.clear()
         self._texture_cache.clear()
@@ -257,18 +254,40 @@ class Renderer:
         self.scene.main_camera_node = self._camera_node
         flags = pr.RenderFlags
         color = None
-        # One framebuffer for both passes; the label pass disables multisampling, so each pixel
-        # takes the value at its center even in a multisampled framebuffer.
-        r = self._renderer(w, h, antialias)
-        if rgb:
-            color, _ = r.render(self.scene, flags=flags.NONE)
-            color = np.ascontiguousarray(color)
-        seg, depth = r.render(self.scene, flags=flags.SEG, seg_node_map=self._seg_map)
-        return CameraImages(
-            rgb=color,
-            depth_m=np.ascontiguousarray(depth, dtype=np.float32),
-            instance=_decode_ids(seg),
-        )
+        gl = self._gl(w, h, antialias)
+        try:
+            if rgb:
+                color, _ = gl.render(self.scene, flags.OFFSCREEN)
+            ids, depth = gl.render(self.scene, flags.SEG | flags.OFFSCREEN, self._seg_map)
+        finally:
+            self._offscreen._platform.make_uncurrent()
+        return CameraImages(rgb=color, depth_m=depth, instance=ids.astype(np.uint16))
+
+
+def _delete_offscreen(off: Any) -> None:
+    """Free a pyrender OffscreenRenderer without ``eglTerminate``.
+
+    pyrender terminates the EGL display when it deletes a context; EGL displays are shared per
+    device, so that would kill every other renderer of the process. Destroy only our context.
+    """
+    platform = off._platform
+    try:
+        platform.make_current()
+        off._renderer.delete()
+    finally:
+        display = getattr(platform, "_egl_display", None)
+        if display is not None:
+            from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+
+            eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+            if platform._egl_context is not None:
+                eglDestroyContext(display, platform._egl_context)
+            platform._egl_context = None
+            platform._egl_display = None
+        else:
+            platform.delete_context()
+        off._renderer = None
+        off._platform = None
 
 
 def _gl_string(GL: Any, name: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,20 +40,29 @@ def render_dataset(
     overwrite: bool = False,
     asset_roots: tuple[str | Path, ...] = (),
     on_episode: Callable[[EpisodeSummary], None] | None = None,
+    simulator: Simulator | None = None,
 ) -> RunSummary:
-    """Render the given episode indices of ``scene`` (base seed ``seed``) into ``out``."""
+    """Render the given episode indices of ``scene`` (base seed ``seed``) into ``out``.
+
+    ``simulator`` reuses an existing engine (GL context, mesh cache); by default one is made and
+    closed here. The file appears at ``out`` only when every episode is written.
+    """
     t0 = time.perf_counter()
     summary = RunSummary(Path(out))
-    with (
-        Simulator(gl=gl, asset_roots=asset_roots) as sim,
-        DatasetWriter(out, scene, seed, overwrite=overwrite) as writer,
-    ):
-        for index in episodes:
-            params = sample_episode(scene, seed, index)
-            ep = writer.write_episode(params, sim.run(params))
-            summary.episodes.append(ep)
-            if on_episode is not None:
-                on_episode(ep)
+    own = simulator is None
+    sim = simulator if simulator is not None else Simulator(gl=gl, asset_roots=asset_roots)
+    try:
+        with DatasetWriter(out, scene, seed, overwrite=overwrite) as writer:
+            for index in episodes:
+                params = sample_episode(scene, seed, index)
+                ep = writer.write_episode(params, sim.run(params))
+                summary.episodes.append(ep)
+                if on_episode is not None:
+                    on_episode(ep)
+            writer.set_attr("render_backend", json.dumps(sim.render_backend()))
+    finally:
+        if own:
+            sim.close()
     summary.seconds = time.perf_counter() - t0
     summary.bytes_on_disk = Path(out).stat().st_size
     return summary

@@ -41,6 +41,10 @@ class Simulator:
             self._renderer = Renderer(self.gl)
         return self._renderer
 
+    def render_backend(self) -> dict[str, str]:
+        """GL platform and renderer strings, once a camera has rendered (else empty)."""
+        return dict(self._renderer.gl_info) if self._renderer is not None else {}
+
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()

@@ -52,9 +52,10 @@ class SensorFrame:
         arrays = self.__dict__.get("arrays", {})
         if name in arrays:
             return arrays[name]
-        ragged = self.__dict__.get("ragged", {})
-        if name in ragged:
-            return ragged[name]
+        for group in ("ragged", "static"):
+            values = self.__dict__.get(group, {})
+            if name in values:
+                return values[name]
         raise AttributeError(name)
 
 

@@ -25,7 +25,7 @@ class LightBase(Strict_):
 class AmbientLight(LightBase):
     """Uniform light from every direction; ``intensity`` scales ``color`` (0..1 typical)."""
 
-    kind: Literal["ambient"]
+    kind: Literal["ambient"] = "ambient"
     intensity: NonNegNum = 0.3
 
 
@@ -33,15 +33,15 @@ class DirectionalLight(LightBase):
     """Parallel light from infinitely far away (the sun). ``direction`` is the way light travels
     (world frame), e.g. ``[0, 0, -1]`` straight down. ``intensity`` in lux (renderer units)."""
 
-    kind: Literal["directional"]
+    kind: Literal["directional"] = "directional"
     direction: Vec3 = (-0.3, 0.2, -1.0)
-    intensity: NonNegNum = 3.0
+    intensity: NonNegNum = 2.0
 
 
 class PointLight(LightBase):
     """Omnidirectional light at ``position`` (relative to ``attach_to`` if given); candela."""
 
-    kind: Literal["point"]
+    kind: Literal["point"] = "point"
     position: Vec3
     intensity: NonNegNum = 10.0
     range: PosNum | None = Field(default=None, description="meters; None = infinite")
@@ -51,7 +51,7 @@ class PointLight(LightBase):
 class SpotLight(LightBase):
     """Cone of light at ``position`` shining along ``direction`` (relative to ``attach_to``)."""
 
-    kind: Literal["spot"]
+    kind: Literal["spot"] = "spot"
     position: Vec3
     direction: Vec3 = (0.0, 0.0, -1.0)
     intensity: NonNegNum = 10.0

@@ -80,19 +80,19 @@ class ObjectBase(Strict_):
 class BoxObject(ObjectBase):
     """Box centered on its pose; ``size`` is the full edge lengths along local x, y, z."""
 
-    kind: Literal["box"]
+    kind: Literal["box"] = "box"
     size: PosVec3
 
 
 class SphereObject(ObjectBase):
-    kind: Literal["sphere"]
+    kind: Literal["sphere"] = "sphere"
     radius: PosNum
 
 
 class CylinderObject(ObjectBase):
     """Cylinder centered on its pose, axis along local z."""
 
-    kind: Literal["cylinder"]
+    kind: Literal["cylinder"] = "cylinder"
     radius: PosNum
     length: PosNum
 
@@ -100,7 +100,7 @@ class CylinderObject(ObjectBase):
 class CapsuleObject(ObjectBase):
     """Capsule centered on its pose, axis along local z; ``length`` excludes the two caps."""
 
-    kind: Literal["capsule"]
+    kind: Literal["capsule"] = "capsule"
     radius: PosNum
     length: PosNum
 
@@ -111,7 +111,7 @@ class PlaneObject(ObjectBase):
     ``size`` is only the rendered extent (the physics plane is infinite).
     """
 
-    kind: Literal["plane"]
+    kind: Literal["plane"] = "plane"
     size: tuple[PosNum, PosNum] = (100.0, 100.0)
     static: bool = True
 
@@ -125,7 +125,7 @@ class PlaneObject(ObjectBase):
 class MeshObject(ObjectBase):
     """A mesh file (OBJ, STL, PLY, GLB/GLTF, OFF) loaded with trimesh, in meters after ``scale``."""
 
-    kind: Literal["mesh"]
+    kind: Literal["mesh"] = "mesh"
     file: str = Field(description="relative to the scene file, or 'pybullet:<path>'")
     scale: PosNum | PosVec3 = 1.0
     collision: Literal["convex_hull", "convex_decomposition", "mesh"] = Field(
@@ -144,9 +144,10 @@ class MeshObject(ObjectBase):
 
 
 class UrdfObject(ObjectBase):
-    """A URDF asset: ``pybullet:<path>`` (the pybullet_data package) or a file next to the scene."""
+    """A URDF (or single-model SDF) asset: ``pybullet:<path>`` (the pybullet_data package),
+    ``simgen:<path>`` (simgen's assets) or a file relative to the scene file."""
 
-    kind: Literal["urdf"]
+    kind: Literal["urdf"] = "urdf"
     asset: str
     scale: PosNum = Field(default=1.0, description="global scaling of the whole model")
     mass: PosNum | None = Field(default=None, description="kg; default: the URDF's own masses")  # type: ignore[assignment]

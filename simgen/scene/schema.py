@@ -46,7 +46,7 @@ class Simulation(Strict_):
 
 
 def _default_lights() -> list[Light]:
-    return [AmbientLight(kind="ambient", intensity=0.35), DirectionalLight(kind="directional")]
+    return [AmbientLight(kind="ambient", intensity=0.3), DirectionalLight(kind="directional")]
 
 
 class Scene(Strict_):

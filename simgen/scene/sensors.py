@@ -86,7 +86,7 @@ class SensorBase(Strict_):
 class CameraSensor(SensorBase):
     """A pinhole camera rendering RGB, depth, instance and semantic segmentation."""
 
-    kind: Literal["camera"]
+    kind: Literal["camera"] = "camera"
     resolution: tuple[
         Annotated[int, Field(ge=1, le=MAX_RESOLUTION)],
         Annotated[int, Field(ge=1, le=MAX_RESOLUTION)],

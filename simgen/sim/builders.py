@@ -221,22 +221,53 @@ def _vhacd(mesh: trimesh.Trimesh) -> Path:
 
 @build.register
 def _(spec: UrdfObject, ctx: BuildContext) -> Built:
-    path = ctx.assets.resolve(spec.asset, f"URDF of object {spec.name!r}")
+    path = ctx.assets.resolve(spec.asset, f"asset of object {spec.name!r}")
     c = ctx.client
     q = pose_quat_wxyz(spec.pose)
+    position = vec(spec.pose.position)
     try:
-        body = c.loadURDF(
-            str(path),
-            basePosition=vec(spec.pose.position).tolist(),
-            baseOrientation=wxyz_to_xyzw(q).tolist(),
-            useFixedBase=bool(spec.static),
-            globalScaling=value(spec.scale),
-        )
+        if path.suffix.lower() == ".sdf":
+            body = _load_sdf(spec, ctx, path, position, q)
+        else:
+            body = c.loadURDF(
+                str(path),
+                basePosition=position.tolist(),
+                baseOrientation=wxyz_to_xyzw(q).tolist(),
+                useFixedBase=bool(spec.static),
+                globalScaling=value(spec.scale),
+            )
     except pb.error as e:
-        raise AssetError(f"object {spec.name!r}: pybullet cannot load URDF {path}: {e}") from None
+        raise AssetError(f"object {spec.name!r}: pybullet cannot load {path}: {e}") from None
     if spec.mass is not None and not spec.static:
         c.changeDynamics(body, -1, mass=value(spec.mass))
     return Built(body, _urdf_parts(spec, ctx, body, path))
+
+
+def _load_sdf(
+    spec: UrdfObject, ctx: BuildContext, path: Path, position: np.ndarray, q: np.ndarray
+) -> int:
+    """An SDF file with exactly one model, placed so its base link frame sits at the pose."""
+    from simgen.geometry import pose_matrix, xyzw_to_wxyz
+
+    c = ctx.client
+    bodies = c.loadSDF(str(path), globalScaling=value(spec.scale))
+    if len(bodies) != 1:
+        for b in bodies:
+            c.removeBody(b)
+        raise AssetError(
+            f"object {spec.name!r}: {path} holds {len(bodies)} models; simgen needs one"
+        )
+    body = int(bodies[0])
+    dyn = c.getDynamicsInfo(body, -1)
+    com = pose_matrix(position, q) @ pose_matrix(dyn[3], xyzw_to_wxyz(dyn[4]))
+    from simgen.geometry import matrix_to_quat
+
+    c.resetBasePositionAndOrientation(
+        body, com[:3, 3].tolist(), wxyz_to_xyzw(matrix_to_quat(com[:3, :3])).tolist()
+    )
+    if spec.static:
+        c.changeDynamics(body, -1, mass=0.0)
+    return body
 
 
 _PB_GEOM = {

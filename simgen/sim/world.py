@@ -133,6 +133,8 @@ class PhysicsWorld:
                 link,
                 lateralFriction=value(spec.friction),
                 restitution=value(spec.restitution),
+                linearDamping=0.0,  # pybullet's default 0.04 is an unphysical drag
+                angularDamping=0.0,
             )
         if not spec.static:
             lin = vec(spec.velocity.linear)

@@ -1,0 +1,99 @@
+"""The HDF5 layout matches docs/dataset-format.md, and stored values read back exactly."""
+
+from __future__ import annotations
+
+import re
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, run_frames, scene_from
+
+pytestmark = pytest.mark.gl
+
+SCENE = """
+schema_version: 1
+simulation: {duration: 0.25}
+objects:
+  - {name: floor, class: floor, kind: plane}
+  - {name: cube, class: box, kind: box, size: [0.2, 0.2, 0.2], pose: {position: [0, 0, 0.3]}}
+sensors:
+  - {kind: camera, name: cam, resolution: [48, 32], rate_hz: 8, look_at: {eye: [1, 1, 1], target: [0, 0, 0]}}
+"""
+
+
+def documented() -> tuple[dict[str, tuple[str, str]], set[str], set[str]]:
+    """(array path -> (shape, dtype)), root attributes, episode attributes from the doc."""
+    text = (ROOT / "docs" / "dataset-format.md").read_text()
+    arrays = {
+        m[0]: (m[1], m[2])
+        for m in re.findall(r"^\| `(/[^`]+)` \| ([^|]+?) \| (\w+) \|", text, re.M)
+    }
+    root_section = text.split("## Root")[1].split("## Episodes")[0]
+    ep_section = text.split("## Episodes")[1].split("N = objects")[0]
+    attr = r"^\| `(\w+)` \| (?:str|int|bool|float) \|"
+    return (
+        arrays,
+        set(re.findall(attr, root_section, re.M)),
+        set(re.findall(attr, ep_section, re.M)),
+    )
+
+
+def test_layout_matches_the_documentation(sim, tmp_path) -> None:
+    from simgen.run.batch import render_dataset
+
+    out = tmp_path / "d.h5"
+    render_dataset(scene_from(SCENE), out, episodes=[0, 3], seed=9, simulator=sim)
+    arrays, root_attrs, ep_attrs = documented()
+    assert len(arrays) > 20
+    with h5py.File(out) as f:
+        assert set(f.attrs) == root_attrs
+        found: dict[str, h5py.Dataset] = {}
+        f.visititems(
+            lambda name, obj: (
+                found.__setitem__("/" + name, obj) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
+        generic = {
+            re.sub(r"^/episodes/\d{6}", "/episodes/<index>", p).replace(
+                "/sensors/cam/", "/sensors/<camera>/"
+            ): d
+            for p, d in found.items()
+        }
+        assert set(generic) == set(arrays), set(generic) ^ set(arrays)
+        for path, (shape, dtype) in arrays.items():
+            d = generic[path]
+            want = {"str": "O"}.get(dtype, dtype)
+            assert d.dtype.kind == "O" if want == "O" else d.dtype == np.dtype(want), (
+                path,
+                d.dtype,
+            )
+            dims = [x for x in shape.strip("()").split(",") if x.strip()]
+            assert d.ndim == len(dims), (path, d.shape, shape)
+        assert set(f["episodes"]) == {"000000", "000003"}
+        assert set(f["episodes/000003"].attrs) == ep_attrs
+        assert f["episodes/000000/sensors/cam/rgb"].compression == "gzip"
+        assert f["episodes/000000/sensors/cam/rgb"].shuffle
+
+
+def test_stored_frames_equal_the_rendered_ones(sim, tmp_path) -> None:
+    from simgen.io.reader import Dataset
+    from simgen.run.batch import render_dataset
+
+    scene = scene_from(SCENE)
+    _, states, frames = run_frames(sim, scene, seed=4, index=2)
+    out = tmp_path / "d.h5"
+    render_dataset(scene, out, episodes=[2], seed=4, simulator=sim)
+    with Dataset(out) as ds:
+        ep = ds.episode(2)
+        assert ep.num_frames("cam") == len(frames) == 2  # t = 0 and 0.125 in [0, 0.25)
+        for k, f in enumerate(frames):
+            stored = ep.frame("cam", k)
+            for key in ("rgb", "depth_m", "instance", "semantic", "extrinsics_w2c", "K"):
+                assert np.array_equal(stored[key], getattr(f, key)), key
+            assert stored["time"] == f.time
+        st = ep.state()
+        assert np.array_equal(st["position_w"], np.stack([s.objects.position_w for s in states]))
+        assert ds.classes == ["background", "floor", "box"]
+        assert [o["name"] for o in ep.objects] == ["floor", "cube"]
