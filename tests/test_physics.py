@@ -55,7 +55,9 @@ def test_free_fall_follows_z0_minus_half_g_t2_until_contact() -> None:
     # and it does land: a contact between the ball (2) and the floor (1) after contact_t
     landed = [c for t, _, c in states if t > contact_t + 0.02]
     assert landed and any(
-        {1, 2} == {int(a), int(b)} for c in landed for a, b in zip(c.instance_a, c.instance_b, strict=False)
+        {1, 2} == {int(a), int(b)}
+        for c in landed
+        for a, b in zip(c.instance_a, c.instance_b, strict=False)
     )
 
 
@@ -138,9 +140,7 @@ sensors:
             p_c = transform_points(np.linalg.inv(t_w_c), [sphere_w])[0]
             u, v = (k @ p_c)[:2] / p_c[2]
             assert img.instance[round(v), round(u)] == 1
-            assert img.depth_m[round(v), round(u)] == pytest.approx(
-                2 - 0.25 - 0.06, abs=2e-3
-            )
+            assert img.depth_m[round(v), round(u)] == pytest.approx(2 - 0.25 - 0.06, abs=2e-3)
 
 
 @pytest.mark.gl

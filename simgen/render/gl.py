@@ -25,13 +25,55 @@ SHADER_DIR = Path(__file__).resolve().parent / "shaders"
 _OVERRIDES = {"segmentation.vert": "label.vert", "segmentation.frag": "label.frag"}
 
 
+def labeled_mesh_frag() -> str:
+    """pyrender's PBR fragment shader with a second output: (instance id, camera-z depth).
+
+    Written once per pyrender version into simgen's cache folder (shader programs are loaded
+    from files). Used when one pass produces RGB and labels together (``antialias: 1``).
+    """
+    import hashlib
+    import os
+
+    import pyrender
+
+    src_path = Path(pyrender.__file__).parent / "shaders" / "mesh.frag"
+    src = src_path.read_text()
+    head = "out vec4 frag_color;"
+    tail = src.rstrip()
+    if head not in src or not tail.endswith("}"):
+        raise RuntimeError("unexpected pyrender mesh.frag; cannot add the label output")
+    patched = src.replace(
+        head,
+        "layout(location = 0) out vec4 frag_color;\n"
+        "layout(location = 1) out vec4 frag_label;\n"
+        "uniform float simgen_id;\n"
+        "uniform mat4 V;\n",
+    ).rstrip()[:-1] + (
+        "    // simgen: instance id and camera-z depth, alpha 1 so blending leaves them exact\n"
+        "    frag_label = vec4(simgen_id, -(V * vec4(frag_position, 1.0)).z, 0.0, 1.0);\n}\n"
+    )
+    digest = hashlib.sha1(patched.encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("SIMGEN_CACHE", Path.home() / ".cache" / "simgen")) / "shaders"
+    out = cache / f"mesh_label_{digest}.frag"
+    if not out.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(patched)
+        os.replace(tmp, out)
+    return str(out)
+
+
 def make_gl_renderer(width: int, height: int, samples: int) -> Any:
     """A ``pyrender.Renderer`` with simgen's framebuffers and label shaders."""
     pyrender = import_pyrender()
     from OpenGL import GL
     from pyrender.shader_program import ShaderProgramCache
 
+    labeled_frag = labeled_mesh_frag()
+
     class LabelShaderCache(ShaderProgramCache):  # type: ignore[misc]
+        labeled = False  # set while rendering RGB and labels in one pass
+
         def get_program(
             self,
             vertex_shader: str,
@@ -49,6 +91,8 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
                 if fragment_shader in _OVERRIDES
                 else fragment_shader
             )
+            if self.labeled and fragment_shader == "mesh.frag":
+                fs = labeled_frag
             return super().get_program(vs, fs, geometry_shader, defines)
 
     class SimgenRenderer(pyrender.Renderer):  # type: ignore[name-defined,misc]
@@ -56,7 +100,43 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             super().__init__(w, h)
             self._program_cache = LabelShaderCache()
             self.samples = n
-            self._fbs: dict[str, tuple[int, int, int, tuple[int, int]]] = {}
+            self._fbs: dict[str, tuple[int, ...]] = {}
+            self.label_ids: dict[Any, float] = {}  # node -> instance id, for the one-pass mode
+            self.one_pass = False
+
+        def render_labeled(self, scene: Any, label_ids: dict[Any, float]) -> Any:
+            """RGB, instance ids and depth from one shaded pass (single-sampled)."""
+            self.label_ids = label_ids
+            self.one_pass = True
+            self._program_cache.labeled = True
+            try:
+                return self.render(scene, pyrender.RenderFlags.OFFSCREEN)
+            finally:
+                self.one_pass = False
+                self._program_cache.labeled = False
+
+        def _bind_lighting(self, scene: Any, program: Any, node: Any, flags: Any) -> None:
+            super()._bind_lighting(scene, program, node, flags)
+            if self.one_pass:
+                program.set_uniform("simgen_id", float(self.label_ids.get(node, 0.0)))
+
+        def _sorted_mesh_nodes(self, scene: Any) -> Any:
+            """Opaque meshes front to back (pyrender draws them back to front), so the depth
+            test rejects hidden fragments before they are shaded; transparent ones last, back
+            to front. Key: the distance to the mesh's far side, so a ground plane that spans
+            the view is drawn after the objects standing on it."""
+            if self.one_pass:  # after pyrender's clear, which must not touch the label buffer
+                GL.glDrawBuffers(2, [GL.GL_COLOR_ATTACHMENT0, GL.GL_COLOR_ATTACHMENT1])
+            cam = scene.get_pose(scene.main_camera_node)[:3, 3]
+            solid, trans = [], []
+            for node in scene.mesh_nodes:
+                pose = scene.get_pose(node)
+                center = pose[:3, :3] @ node.mesh.centroid + pose[:3, 3]
+                far = float(np.linalg.norm(center - cam)) + _radius(node.mesh)
+                (trans if node.mesh.is_transparent else solid).append((far, id(node), node))
+            solid.sort(key=lambda t: (t[0], t[1]))
+            trans.sort(key=lambda t: (-t[0], t[1]))
+            return [n for _, _, n in solid] + [n for _, _, n in trans]
 
         def set_samples(self, n: int) -> None:
             if n != self.samples:
@@ -67,12 +147,12 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             fb = self._fbs.pop(name, None)
             if fb is not None:
                 GL.glDeleteFramebuffers(1, [fb[0]])
-                GL.glDeleteRenderbuffers(2, [fb[1], fb[2]])
+                GL.glDeleteRenderbuffers(len(fb) - 2, list(fb[1:-1]))
 
         def _fb(self, name: str) -> int:
             dims = (self.viewport_width, self.viewport_height)
             fb = self._fbs.get(name)
-            if fb is not None and fb[3] != dims:
+            if fb is not None and fb[-1] != dims:
                 self._drop(name)
                 fb = None
             if fb is None:
@@ -81,14 +161,28 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
                     fb = _framebuffer(GL, GL.GL_RGBA8, dims, n)
                 elif name == "resolve":
                     fb = _framebuffer(GL, GL.GL_RGBA8, dims, 0)
+                elif name == "onepass":
+                    fb = _framebuffer(GL, GL.GL_RGBA8, dims, 0, extra=GL.GL_RGBA32F)
                 else:
                     fb = _framebuffer(GL, GL.GL_RGBA32F, dims, 0)
                 self._fbs[name] = fb
             return fb[0]
 
         def _configure_forward_pass_viewport(self, flags: Any) -> None:
-            name = "label" if flags & pyrender.RenderFlags.SEG else "rgb"
+            name = (
+                "label"
+                if flags & pyrender.RenderFlags.SEG
+                else "onepass"
+                if self.one_pass
+                else "rgb"
+            )
             GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self._fb(name))
+            if self.one_pass:
+                # clear the label buffer to (0, 0): background, no depth; then hide it from
+                # pyrender's clear (which uses the sky color); _sorted_mesh_nodes re-enables it
+                GL.glDrawBuffers(2, [GL.GL_COLOR_ATTACHMENT0, GL.GL_COLOR_ATTACHMENT1])
+                GL.glClearBufferfv(GL.GL_COLOR, 1, np.zeros(4, np.float32))
+                GL.glDrawBuffers(1, [GL.GL_COLOR_ATTACHMENT0])
             GL.glViewport(0, 0, self.viewport_width, self.viewport_height)
             GL.glEnable(GL.GL_DEPTH_TEST)
             GL.glDepthMask(GL.GL_TRUE)
@@ -97,6 +191,19 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
 
         def _read_main_framebuffer(self, scene: Any, flags: Any) -> Any:
             w, h = self.viewport_width, self.viewport_height
+            if self.one_pass:
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._fb("onepass"))
+                GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT1)
+                raw = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_FLOAT)
+                labels = np.flip(np.frombuffer(raw, np.float32).reshape(h, w, 4), 0)
+                GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT0)
+                buf = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
+                rgb = np.flip(np.frombuffer(buf, np.uint8).reshape(h, w, 4), 0)[..., :3]
+                return (
+                    np.ascontiguousarray(rgb),
+                    labels[..., 0].astype(np.uint32),
+                    np.ascontiguousarray(labels[..., 1]),
+                )
             if flags & pyrender.RenderFlags.SEG:
                 GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._fb("label"))
                 raw = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_FLOAT)
@@ -123,25 +230,152 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
 
 
 def _framebuffer(
-    GL: Any, color_format: int, dims: tuple[int, int], samples: int
-) -> tuple[int, int, int, tuple[int, int]]:
+    GL: Any, color_format: int, dims: tuple[int, int], samples: int, extra: int | None = None
+) -> tuple[Any, ...]:
+    """(framebuffer, renderbuffers..., dims): color 0, optional color 1 (``extra``), depth."""
     w, h = dims
-    color, depth = GL.glGenRenderbuffers(2)
-    GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, color)
-    GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, samples, color_format, w, h)
-    GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, depth)
-    GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, samples, GL.GL_DEPTH_COMPONENT24, w, h)
+    formats = [color_format] + ([extra] if extra is not None else []) + [GL.GL_DEPTH_COMPONENT24]
+    rbs = [int(x) for x in np.atleast_1d(GL.glGenRenderbuffers(len(formats)))]
     fb = GL.glGenFramebuffers(1)
     GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, fb)
-    GL.glFramebufferRenderbuffer(
-        GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, color
-    )
-    GL.glFramebufferRenderbuffer(
-        GL.GL_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, depth
-    )
+    for i, (rb, fmt) in enumerate(zip(rbs, formats, strict=True)):
+        GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, rb)
+        GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, samples, fmt, w, h)
+        depth = fmt == GL.GL_DEPTH_COMPONENT24
+        attach = GL.GL_DEPTH_ATTACHMENT if depth else GL.GL_COLOR_ATTACHMENT0 + i
+        GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, attach, GL.GL_RENDERBUFFER, rb)
     status = GL.glCheckFramebufferStatus(GL.GL_FRAMEBUFFER)
     if status != GL.GL_FRAMEBUFFER_COMPLETE:
         from simgen.errors import RenderBackendError
 
         raise RenderBackendError(f"OpenGL framebuffer incomplete (status {status:#x})")
-    return int(fb), int(color), int(depth), dims
+    return (int(fb), *rbs, dims)
+
+
+# --- GL contexts ---------------------------------------------------------------------------------
+
+_OSMESA_FORMAT, _OSMESA_DEPTH_BITS, _OSMESA_PROFILE = 0x22, 0x30, 0x33
+_OSMESA_CORE_PROFILE, _OSMESA_MAJOR, _OSMESA_MINOR = 0x34, 0x36, 0x37
+_GL_RGBA, _GL_UNSIGNED_BYTE = 0x1908, 0x1401
+
+
+class OSMesaCorePlatform:
+    """An OSMesa OpenGL 3.3 core context, created through ctypes.
+
+    pyrender's OSMesa platform needs ``OSMesaCreateContextAttribs`` from PyOpenGL >= 3.1.4, but
+    pyrender 0.1.45 pins PyOpenGL 3.1.0; calling libOSMesa directly avoids the conflict.
+    simgen renders into framebuffer objects, so the context's own buffer is tiny.
+    """
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("OSMesa") or "libOSMesa.so.8"
+        self._lib = ctypes.CDLL(name)
+        create = self._lib.OSMesaCreateContextAttribs
+        create.restype = ctypes.c_void_p
+        create.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_void_p]
+        attrs = (ctypes.c_int * 11)(
+            _OSMESA_FORMAT,
+            _GL_RGBA,
+            _OSMESA_DEPTH_BITS,
+            24,
+            _OSMESA_PROFILE,
+            _OSMESA_CORE_PROFILE,
+            _OSMESA_MAJOR,
+            3,
+            _OSMESA_MINOR,
+            3,
+            0,
+        )
+        self._context = create(attrs, None)
+        if not self._context:
+            from simgen.errors import RenderBackendError
+
+            raise RenderBackendError("OSMesa could not create an OpenGL 3.3 core context")
+        self._buffer = (ctypes.c_ubyte * (16 * 16 * 4))()
+        self._lib.OSMesaMakeCurrent.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        self._lib.OSMesaDestroyContext.argtypes = [ctypes.c_void_p]
+
+    def make_current(self) -> None:
+        if not self._lib.OSMesaMakeCurrent(self._context, self._buffer, _GL_UNSIGNED_BYTE, 16, 16):
+            from simgen.errors import RenderBackendError
+
+            raise RenderBackendError("OSMesaMakeCurrent failed")
+
+    def make_uncurrent(self) -> None:
+        pass
+
+    def delete_context(self) -> None:
+        if self._context:
+            self._lib.OSMesaDestroyContext(self._context)
+            self._context = None
+
+
+class GLContext:
+    """One OpenGL context and simgen's renderer in it (what an OffscreenRenderer holds)."""
+
+    def __init__(self, width: int, height: int, samples: int) -> None:
+        import os
+
+        import_pyrender()
+        platform = os.environ.get("PYOPENGL_PLATFORM", "egl")
+        if platform == "egl":
+            from pyrender.platforms import egl
+
+            device = egl.get_device_by_index(int(os.environ.get("EGL_DEVICE_ID", "0")))
+            self._platform: Any = egl.EGLPlatform(width, height, device=device)
+            self._platform.init_context()
+        else:
+            self._platform = OSMesaCorePlatform()
+        self._platform.make_current()
+        self._renderer: Any = make_gl_renderer(width, height, samples)
+
+    def delete(self) -> None:
+        """Free the renderer and the context, without ``eglTerminate``.
+
+        pyrender terminates the EGL display when it deletes a context; EGL displays are shared
+        per device, so that would kill every other renderer of the process.
+        """
+        platform = self._platform
+        if platform is None:
+            return
+        try:
+            platform.make_current()
+            self._renderer.delete()
+        finally:
+            display = getattr(platform, "_egl_display", None)
+            if display is not None:
+                from OpenGL.EGL import (
+                    EGL_NO_CONTEXT,
+                    EGL_NO_SURFACE,
+                    eglDestroyContext,
+                    eglMakeCurrent,
+                )
+
+                eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+                if platform._egl_context is not None:
+                    eglDestroyContext(display, platform._egl_context)
+                platform._egl_context = None
+                platform._egl_display = None
+            else:
+                platform.delete_context()
+            self._renderer = None
+            self._platform = None
+
+
+def _radius(mesh: Any) -> float:
+    """Half the diagonal of a pyrender mesh's bounds (cached on the mesh)."""
+    r = getattr(mesh, "_simgen_radius", None)
+    if r is None:
+        b = np.asarray(mesh.bounds)
+        r = float(np.linalg.norm(b[1] - b[0]) / 2.0)
+        mesh._simgen_radius = r
+    return r

@@ -141,4 +141,24 @@ def import_pyrender(requested: str | None = None) -> ModuleType:
         import pyrender
     except Exception as e:  # PyOpenGL raises a variety of errors when a platform is broken
         raise RenderBackendError(f"pyrender could not be loaded ({e}); {INSTALL_HINT}") from None
+    if os.environ.get("PYOPENGL_PLATFORM") == "osmesa":
+        _patch_pyopengl_osmesa()
     return pyrender
+
+
+def _patch_pyopengl_osmesa() -> None:
+    """PyOpenGL 3.1.0 (pinned by pyrender) returns the current OSMesa context as an unhashable
+    pointer object, which breaks its own per-context caches; return the address instead."""
+    import OpenGL.platform as glp
+
+    plat = glp.PLATFORM
+    if getattr(plat, "_simgen_patched", False):
+        return
+    original = plat.GetCurrentContext
+
+    def current_context() -> int | None:
+        return ctypes.cast(original(), ctypes.c_void_p).value
+
+    plat.GetCurrentContext = current_context
+    glp.GetCurrentContext = current_context  # the module-level copy contextdata calls
+    plat._simgen_patched = True

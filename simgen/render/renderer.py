@@ -59,7 +59,8 @@ def _light_pose(direction: np.ndarray, position: np.ndarray | None = None) -> np
 class Renderer:
     """Headless pyrender renderer. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, gl: str | None = None) -> None:
+    def __init__(self, gl: str | None = None, *, one_pass: bool = True) -> None:
+        self.one_pass = one_pass  # RGB and labels in one pass when not multisampling
         self.pyrender = import_pyrender(gl)
         self._offscreen: Any = None
         self._mesh_cache: dict[tuple[Any, ...], Any] = {}
@@ -75,23 +76,22 @@ class Renderer:
     def _gl(self, width: int, height: int, samples: int) -> Any:
         """Our GL renderer (see :mod:`simgen.render.gl`), current and sized for this camera."""
         if self._offscreen is None:
-            try:
-                off = self.pyrender.OffscreenRenderer(width, height)
-            except Exception as e:
-                raise RenderBackendError(f"cannot create an OpenGL context: {e}") from None
             from OpenGL import GL
 
-            from simgen.render.gl import make_gl_renderer
+            from simgen.render.gl import GLContext
 
-            off._platform.make_current()
-            off._renderer.delete()
-            off._renderer = make_gl_renderer(width, height, samples)
+            try:
+                ctx = GLContext(width, height, samples)
+            except RenderBackendError:
+                raise
+            except Exception as e:
+                raise RenderBackendError(f"cannot create an OpenGL context: {e}") from None
             self.gl_info = {
                 "platform": os.environ.get("PYOPENGL_PLATFORM", ""),
                 "renderer": _gl_string(GL, GL.GL_RENDERER),
                 "version": _gl_string(GL, GL.GL_VERSION),
             }
-            self._offscreen = off
+            self._offscreen = ctx
         off = self._offscreen
         off._platform.make_current()
         gl = off._renderer
@@ -101,7 +101,7 @@ class Renderer:
 
     def close(self) -> None:
         if self._offscreen is not None:
-            _delete_offscreen(self._offscreen)
+            self._offscreen.delete()
             self._offscreen = None
         self._mesh_cache.clear()
         self._texture_cache.clear()
@@ -126,10 +126,12 @@ class Renderer:
         self.scene = pr.Scene(bg_color=[*bg[:3], 1.0], ambient_light=ambient)
         self._part_nodes = []
         self._seg_map = {}
+        self._label_ids: dict[Any, float] = {}
         for part in parts:
             node = self.scene.add(self._mesh(part), pose=np.eye(4))
             self._part_nodes.append(node)
             self._seg_map[node] = _encode_id(part.instance_id)
+            self._label_ids[node] = float(part.instance_id)
         self._light_nodes = []
         for light in scene.lights:
             made = self._light(light)
@@ -256,38 +258,16 @@ class Renderer:
         color = None
         gl = self._gl(w, h, antialias)
         try:
-            if rgb:
-                color, _ = gl.render(self.scene, flags.OFFSCREEN)
-            ids, depth = gl.render(self.scene, flags.SEG | flags.OFFSCREEN, self._seg_map)
+            if rgb and antialias == 1 and self.one_pass:
+                # RGB and labels from the same single-sampled rasterization
+                color, ids, depth = gl.render_labeled(self.scene, self._label_ids)
+            else:
+                if rgb:
+                    color, _ = gl.render(self.scene, flags.OFFSCREEN)
+                ids, depth = gl.render(self.scene, flags.SEG | flags.OFFSCREEN, self._seg_map)
         finally:
             self._offscreen._platform.make_uncurrent()
         return CameraImages(rgb=color, depth_m=depth, instance=ids.astype(np.uint16))
-
-
-def _delete_offscreen(off: Any) -> None:
-    """Free a pyrender OffscreenRenderer without ``eglTerminate``.
-
-    pyrender terminates the EGL display when it deletes a context; EGL displays are shared per
-    device, so that would kill every other renderer of the process. Destroy only our context.
-    """
-    platform = off._platform
-    try:
-        platform.make_current()
-        off._renderer.delete()
-    finally:
-        display = getattr(platform, "_egl_display", None)
-        if display is not None:
-            from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
-
-            eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
-            if platform._egl_context is not None:
-                eglDestroyContext(display, platform._egl_context)
-            platform._egl_context = None
-            platform._egl_display = None
-        else:
-            platform.delete_context()
-        off._renderer = None
-        off._platform = None
 
 
 def _gl_string(GL: Any, name: int) -> str:

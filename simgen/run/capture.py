@@ -79,6 +79,7 @@ def _(
         value(spec.far),
         pose_w_c,
         rgb="rgb" in spec.outputs,
+        antialias=int(spec.antialias),
     )
     arrays: dict[str, np.ndarray] = {}
     if imgs.rgb is not None:

@@ -95,6 +95,10 @@ class CameraSensor(SensorBase):
     near: PosNum = Field(default=0.05, description="near clip plane, meters")
     far: PosNum = Field(default=100.0, description="far clip plane, meters")
     outputs: list[CameraOutput] = Field(default_factory=lambda: list(CAMERA_OUTPUTS))
+    antialias: Literal[1, 2, 4, 8] = Field(
+        default=1,
+        description="samples per pixel of the RGB image (multisampling); labels are never blended",
+    )
 
     @model_validator(mode="after")
     def _clip(self) -> CameraSensor:

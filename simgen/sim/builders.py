@@ -53,6 +53,7 @@ class BuildContext:
     assets: AssetResolver
     meshes: MeshLibrary
     instance_id: int
+    pybullet_visuals: bool = False  # also give primitives pybullet visual shapes (debug/benchmarks)
 
 
 @dataclass
@@ -90,10 +91,19 @@ def _primitive_body(
     c = ctx.client
     mass = 0.0 if spec.static else value(spec.mass)
     q = pose_quat_wxyz(spec.pose)
+    appearance = _appearance(spec, ctx, default_mesh_visuals=False)
+    visual = -1
+    if ctx.pybullet_visuals:
+        visual = c.createVisualShape(
+            pb.GEOM_MESH,
+            vertices=mesh.vertices.tolist(),
+            indices=mesh.faces.reshape(-1).tolist(),
+            rgbaColor=list(appearance.color_rgba),
+        )
     body = c.createMultiBody(
         baseMass=mass,
         baseCollisionShapeIndex=collision,
-        baseVisualShapeIndex=-1,
+        baseVisualShapeIndex=visual,
         basePosition=vec(spec.pose.position).tolist(),
         baseOrientation=wxyz_to_xyzw(q).tolist(),
     )
@@ -104,7 +114,7 @@ def _primitive_body(
         link_index=-1,
         meshes=(mesh,),
         local_pose=np.eye(4),
-        appearance=_appearance(spec, ctx, default_mesh_visuals=False),
+        appearance=appearance,
         key=key,
     )
     return Built(body, [part])

@@ -70,8 +70,14 @@ class PhysicsWorld:
     """A pybullet DIRECT client holding one episode's objects. Use as a context manager."""
 
     def __init__(
-        self, params: EpisodeParams, *, assets: AssetResolver, meshes: MeshLibrary
+        self,
+        params: EpisodeParams,
+        *,
+        assets: AssetResolver,
+        meshes: MeshLibrary,
+        pybullet_visuals: bool = False,
     ) -> None:
+        self._pybullet_visuals = pybullet_visuals
         self.params = params
         self.scene = params.scene
         sim = self.scene.simulation
@@ -101,7 +107,13 @@ class PhysicsWorld:
         self.bodies: list[Body] = []
         self.visual_parts: list[VisualPart] = []
         for i, spec in enumerate(self.scene.objects):
-            ctx = BuildContext(client=c, assets=assets, meshes=meshes, instance_id=i + 1)
+            ctx = BuildContext(
+                client=c,
+                assets=assets,
+                meshes=meshes,
+                instance_id=i + 1,
+                pybullet_visuals=self._pybullet_visuals,
+            )
             built = build(spec, ctx)
             self._set_dynamics(built.body_id, spec)
             dyn = c.getDynamicsInfo(built.body_id, -1)
