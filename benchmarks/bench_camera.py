@@ -88,7 +88,7 @@ def main() -> None:
             lut[b.instance_id] = b.class_id
         ctx = CaptureContext(world=world, renderer_factory=lambda: renderer, semantic_lut=lut)
         states = []
-        for i in range(args.frames):  # the frames of a falling-then-settling episode, 1/30 s apart
+        for _frame in range(args.frames):  # a falling-then-settling episode, 1/30 s apart
             for _ in range(8):
                 world.step()
             states.append(
@@ -130,7 +130,7 @@ def main() -> None:
         t0 = time.perf_counter()
         for i in range(args.frames):
             set_state(i)
-            _, _, rgba, depth, seg = world.client.getCameraImage(
+            _, _, _rgba, _depth, seg = world.client.getCameraImage(
                 args.width, args.height, view, proj, renderer=pb.ER_TINY_RENDERER
             )
         results["pybullet TinyRenderer"] = args.frames / (time.perf_counter() - t0)

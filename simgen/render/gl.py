@@ -128,7 +128,8 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             if self.one_pass:  # after pyrender's clear, which must not touch the label buffer
                 GL.glDrawBuffers(2, [GL.GL_COLOR_ATTACHMENT0, GL.GL_COLOR_ATTACHMENT1])
             cam = scene.get_pose(scene.main_camera_node)[:3, 3]
-            solid, trans = [], []
+            solid: list[tuple[float, int, Any]] = []
+            trans: list[tuple[float, int, Any]] = []
             for node in scene.mesh_nodes:
                 pose = scene.get_pose(node)
                 center = pose[:3, :3] @ node.mesh.centroid + pose[:3, 3]
