@@ -222,7 +222,10 @@ def _vhacd(mesh: trimesh.Trimesh) -> Path:
         src = Path(tmp) / "in.obj"
         mesh.export(str(src))
         part = Path(tmp) / "out.obj"
-        pb.vhacd(str(src), str(part), str(Path(tmp) / "log.txt"))
+        from simgen.sim.quiet import quiet_c_output
+
+        with quiet_c_output():  # V-HACD prints its progress on stdout
+            pb.vhacd(str(src), str(part), str(Path(tmp) / "log.txt"), resolution=100_000)
         if not part.is_file():
             raise AssetError("convex decomposition (V-HACD) failed for a mesh")
         os.replace(part, out)
