@@ -15,13 +15,7 @@ from tests.conftest import SCENES
 def short(path, duration: float = 0.25):
     scene = scene_with_resolution(load_scene(path), 64, 48)
     sim = scene.simulation.model_copy(update={"duration": duration})
-    new = scene.model_copy(update={"simulation": sim})
-    new._source_text, new._source_path, new._base_dir = (
-        scene.source_text,
-        scene.source_path,
-        scene.base_dir,
-    )
-    return new
+    return scene.model_copy(update={"simulation": sim})
 
 
 def test_there_are_example_scenes() -> None:

@@ -101,10 +101,4 @@ def scene_with_resolution(scene: Scene, width: int, height: int) -> Scene:
         camera_with_resolution(s, width, height) if isinstance(s, CameraSensor) else s
         for s in scene.sensors
     ]
-    new = scene.model_copy(update={"sensors": sensors})
-    new._source_text, new._source_path, new._base_dir = (
-        scene.source_text,
-        scene.source_path,
-        scene.base_dir,
-    )
-    return new
+    return scene.model_copy(update={"sensors": sensors})  # keeps the source (private attrs)
