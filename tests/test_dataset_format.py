@@ -102,7 +102,9 @@ def test_stored_frames_equal_the_rendered_ones(sim, tmp_path) -> None:
             stored = ep.frame("lid", k)
             for key in (*f.arrays, *f.static, *f.ragged):
                 assert np.array_equal(stored[key], getattr(f, key)), key
-            assert len(stored["points_s"]) > 50 and len(stored["noisy_index"]) < len(stored["points_s"])
+            assert len(stored["points_s"]) > 50 and len(stored["noisy_index"]) < len(
+                stored["points_s"]
+            )
         for k, f in enumerate(cams):
             stored = ep.frame("cam", k)
             for key in ("rgb", "depth_m", "instance", "semantic", "extrinsics_w2c", "K"):

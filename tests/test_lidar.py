@@ -74,7 +74,9 @@ def test_ray_pattern_is_a_pure_function_of_the_spec() -> None:
     assert np.allclose(np.degrees(m.azimuth), [135, 45, -45, -135])  # left to right, from behind
     d = ray_directions(m)
     assert d.shape == (3, 4, 3) and np.allclose(np.linalg.norm(d, axis=-1), 1)
-    assert np.allclose(d[1, 1], [math.cos(math.radians(-5)) * math.sqrt(0.5)] * 2 + [math.sin(math.radians(-5))])
+    assert np.allclose(
+        d[1, 1], [math.cos(math.radians(-5)) * math.sqrt(0.5)] * 2 + [math.sin(math.radians(-5))]
+    )
     assert np.array_equal(ray_directions(lidar_model(spec)), d)
     # a 90 deg front sensor: columns fire during the first quarter of the rotation
     m = lidar_model(lidar(elevation_deg=[0], columns=10, horizontal_fov_deg=90, rate_hz=10))
@@ -99,7 +101,13 @@ def test_sweep_timing_sectors() -> None:
 
 
 def test_intensity_model() -> None:
-    i = intensity(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 1.0]), np.array([20.0, 20.0, 1.0]), 0.01, 10.0)
+    i = intensity(
+        np.array([0.5, 0.5, 1.0]),
+        np.array([1.0, 0.5, 1.0]),
+        np.array([20.0, 20.0, 1.0]),
+        0.01,
+        10.0,
+    )
     assert np.allclose(i, [0.5 * math.exp(-0.4) / 4, 0.25 * math.exp(-0.4) / 4, 1.0], rtol=1e-6)
 
 
@@ -126,7 +134,13 @@ def test_noise_is_seeded_and_has_the_requested_statistics() -> None:
     err = a.range_m.astype(np.float64) - 50.0
     assert abs(err.std() - 0.05) < 0.001 and abs(err.mean()) < 0.001
     assert np.allclose(np.round(a.range_m / 0.01) * 0.01, a.range_m, atol=1e-5)
-    weak = lidar_model(lidar(elevation_deg=[0], columns=8, noise={"low_intensity_dropout": 1.0, "low_intensity_limit": 0.1}))
+    weak = lidar_model(
+        lidar(
+            elevation_deg=[0],
+            columns=8,
+            noise={"low_intensity_dropout": 1.0, "low_intensity_limit": 0.1},
+        )
+    )
     w = apply_noise(weak, r[:4], np.array([0.0, 0.05, 0.1, 0.9], np.float32), rngs())
     assert not w.keep[0] and w.keep[2] and w.keep[3]
 
@@ -330,7 +344,9 @@ sensors:
     assert np.all(f.intensity >= 0.04)
     # the dark wall at 10 m has I = 0.05 * cos * e^-0.2 (< 0.041): only near-normal rays return
     assert 0 < np.sum(f.instance == 1) < np.sum(f.instance == 2)
-    assert np.all(np.abs(f.azimuth[f.instance == 1]) < np.arccos(0.04 / (0.05 * np.exp(-0.2))) + 0.01)
+    assert np.all(
+        np.abs(f.azimuth[f.instance == 1]) < np.arccos(0.04 / (0.05 * np.exp(-0.2))) + 0.01
+    )
 
 
 def test_noisy_cloud_is_seeded_and_derived_from_the_clean_one() -> None:
@@ -363,10 +379,14 @@ def test_moving_parts_cast_like_baked_geometry() -> None:
     rng = np.random.default_rng(0)
     meshes = [box_mesh(np.array([1.0, 2.0, 0.5])), sphere_mesh(0.7), capsule_mesh(0.3, 1.0)]
     parts = [
-        VisualPart(i + 1, -1, (m,), np.eye(4), Appearance(), key=f"k{i}") for i, m in enumerate(meshes)
+        VisualPart(i + 1, -1, (m,), np.eye(4), Appearance(), key=f"k{i}")
+        for i, m in enumerate(meshes)
     ]
     poses = np.stack(
-        [pose_matrix(rng.uniform(-2, 2, 3), euler_deg_to_quat(rng.uniform(-180, 180, 3))) for _ in parts]
+        [
+            pose_matrix(rng.uniform(-2, 2, 3), euler_deg_to_quat(rng.uniform(-180, 180, 3)))
+            for _ in parts
+        ]
     )
     caster = RayCaster()
     moving = caster.scene(parts, np.ones(3, bool), poses)
@@ -378,7 +398,8 @@ def test_moving_parts_cast_like_baked_geometry() -> None:
     assert np.array_equal(a.part, b.part) and (a.part >= 0).sum() > 1000
     hit = a.part >= 0
     assert np.allclose(a.t[hit], b.t[hit], atol=1e-5)
-    assert np.allclose(np.abs(np.sum(a.normal_w * b.normal_w, axis=1))[hit], 1.0, atol=1e-4)
+    assert np.allclose(a.cos_incidence[hit], b.cos_incidence[hit], atol=1e-4)
+    assert np.all(a.cos_incidence[~hit] == 0) and np.all(np.isinf(a.t[~hit]))
     builds = caster.builds
     caster.scene(parts, np.ones(3, bool), poses)
     assert caster.builds == builds, "moving geometry is cached by key across episodes"

@@ -49,9 +49,17 @@ def test_lidar_points_agree_with_a_co_located_camera(sim) -> None:
     inst_c = cam.instance[v, u]
     # depth at the point's sub-pixel position: inverse depth is bilinear on a planar triangle,
     # so interpolate 1/depth over the 2x2 pixel centers when they all show the same object
-    u0, v0 = np.minimum(np.floor(uf).astype(int), w - 2), np.minimum(np.floor(vf).astype(int), h - 2)
+    u0, v0 = (
+        np.minimum(np.floor(uf).astype(int), w - 2),
+        np.minimum(np.floor(vf).astype(int), h - 2),
+    )
     a, b = uf - u0, vf - v0
-    corners = [(v0, u0, (1 - a) * (1 - b)), (v0, u0 + 1, a * (1 - b)), (v0 + 1, u0, (1 - a) * b), (v0 + 1, u0 + 1, a * b)]
+    corners = [
+        (v0, u0, (1 - a) * (1 - b)),
+        (v0, u0 + 1, a * (1 - b)),
+        (v0 + 1, u0, (1 - a) * b),
+        (v0 + 1, u0 + 1, a * b),
+    ]
     same = np.all([cam.instance[r, c] == inst_c for r, c, _ in corners], axis=0)
     inv = sum(wgt / np.maximum(cam.depth_m[r, c], 1e-6) for r, c, wgt in corners)
     depth = np.where(same, 1.0 / inv, cam.depth_m[v, u])

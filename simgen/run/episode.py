@@ -56,6 +56,9 @@ class Simulator:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        if self._raycaster is not None:
+            self._raycaster.close()
+            self._raycaster = None
 
     def __enter__(self) -> Simulator:
         return self
@@ -116,6 +119,7 @@ class Simulator:
                     for spec, k, j in todo:
                         pending.setdefault((spec.name, k), []).append(capture_part(spec, ctx, k, j))
                     self.timings["sensors"] += time.perf_counter() - t2
+
             yield EpisodeHeader(
                 objects=[
                     ObjectInfo(b.instance_id, b.name, b.class_id, classes[b.class_id], b.spec.kind)  # type: ignore[attr-defined]
@@ -142,11 +146,11 @@ class Simulator:
                 yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
                 ctx.poses_synced = False
                 for spec in scene.sensors:
-                    k = frame_at[spec.name].get(step)
-                    if k is None:
+                    frame = frame_at[spec.name].get(step)
+                    if frame is None:
                         continue
                     t2 = time.perf_counter()
-                    parts = pending.pop((spec.name, k), [])
+                    parts = pending.pop((spec.name, frame), [])
                     pose, arrays, static, ragged = capture(spec, ctx, parts)
                     self.timings["sensors"] += time.perf_counter() - t2
                     yield SensorFrame(

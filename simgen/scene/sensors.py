@@ -195,7 +195,8 @@ class LidarSensor(SensorBase):
         "default: one per physics step of the sweep; 1: the whole sweep at one instant",
     )
     attenuation_per_m: NonNegNum = Field(
-        default=1e-4, description="atmospheric extinction alpha, 1/m (returns fall as exp(-2 alpha R))"
+        default=1e-4,
+        description="atmospheric extinction alpha, 1/m (returns fall as exp(-2 alpha R))",
     )
     reference_range_m: PosNum = Field(
         default=10.0, description="range at which a white Lambertian target has intensity 1"
@@ -211,7 +212,8 @@ class LidarSensor(SensorBase):
             for f in ("channels", "elevation_deg", "upper_fov_deg", "lower_fov_deg"):
                 if getattr(self, f) is not None:
                     raise FieldValueError(
-                        (f,), f"preset {self.preset!r} fixes the beam table; remove {f!r} or 'preset'"
+                        (f,),
+                        f"preset {self.preset!r} fixes the beam table; remove {f!r} or 'preset'",
                     )
             if self.pattern != "spinning":
                 raise FieldValueError(("pattern",), "presets are spinning LiDARs")
@@ -228,7 +230,9 @@ class LidarSensor(SensorBase):
                 )
         else:
             missing = [
-                f for f in ("channels", "upper_fov_deg", "lower_fov_deg") if getattr(self, f) is None
+                f
+                for f in ("channels", "upper_fov_deg", "lower_fov_deg")
+                if getattr(self, f) is None
             ]
             if missing:
                 raise ValueError(

@@ -15,6 +15,7 @@ Frames and conventions (docs/lidar.md):
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -214,9 +215,12 @@ def intensity(
 
     ``I = min(1, rho * cos(theta) * exp(-2 alpha R) * (R_ref / R)^2)``.
     """
-    r = np.maximum(range_m.astype(np.float64), 1e-6)
-    raw = reflectivity * cos_incidence * np.exp(-2.0 * attenuation * r) * (reference_range / r) ** 2
-    return np.minimum(raw, 1.0).astype(np.float32)
+    r = np.maximum(np.asarray(range_m, np.float32), np.float32(1e-6))
+    out = np.asarray(reflectivity, np.float32) * np.asarray(cos_incidence, np.float32)
+    if attenuation > 0:
+        out *= np.exp(np.float32(-2.0 * attenuation) * r)
+    out *= np.float32(reference_range**2) / (r * r)
+    return np.minimum(out, np.float32(1.0), out=out)
 
 
 @dataclass(frozen=True)
@@ -226,32 +230,52 @@ class NoisyReturns:
 
 
 def apply_noise(
-    model: LidarModel, range_m: np.ndarray, intensity_: np.ndarray, rngs: dict[str, np.random.Generator]
+    model: LidarModel,
+    range_m: np.ndarray,
+    intensity_: np.ndarray,
+    rngs: dict[str, np.random.Generator],
 ) -> NoisyReturns:
     """Noisy measurements of clean returns. ``rngs`` holds the ``"dropout"``, ``"weak"`` and
-    ``"range"`` streams (separate, so enabling one noise source never shifts another)."""
+    ``"range"`` streams (separate, so enabling one noise source never shifts another); a
+    stream is not drawn from while its noise is off."""
     n = range_m.shape[0]
-    keep = rngs["dropout"].random(n) >= model.dropout
+    keep = np.ones(n, bool)
+    if model.dropout > 0:
+        keep &= rngs["dropout"].random(n) >= model.dropout
     if model.low_intensity_dropout > 0 and model.low_intensity_limit > 0:
         p_weak = model.low_intensity_dropout * np.clip(
             1.0 - intensity_ / model.low_intensity_limit, 0.0, 1.0
         )
         keep &= rngs["weak"].random(n) >= p_weak
-    r = range_m.astype(np.float64) + model.range_sigma * rngs["range"].standard_normal(n)
+    r = range_m.astype(np.float64)
+    if model.range_sigma > 0:
+        r = r + model.range_sigma * rngs["range"].standard_normal(n)
     if model.range_resolution > 0:
         r = np.round(r / model.range_resolution) * model.range_resolution
-    keep &= (r >= model.min_range) & (r <= model.max_range) & (r > 0)
+    if model.range_sigma > 0 or model.range_resolution > 0:
+        keep &= (r >= model.min_range) & (r <= model.max_range) & (r > 0)
     return NoisyReturns(keep, r.astype(np.float32))
 
 
 def deskew(
-    points_s: np.ndarray, point_sector: np.ndarray, sector_pose_w: np.ndarray, end_pose_w: np.ndarray
+    points_s: np.ndarray,
+    point_sector: np.ndarray,
+    sector_pose_w: np.ndarray,
+    end_pose_w: np.ndarray,
 ) -> np.ndarray:
     """Points measured in the sensor frame at their sector's instant, expressed in the sensor
     frame at the sweep end: ``p_end = inv(T_w_end) @ T_w_sector @ p``."""
     from simgen.geometry import invert_pose
 
     rel = invert_pose(end_pose_w)[None] @ sector_pose_w  # (S, 4, 4)
-    r = rel[point_sector, :3, :3]
-    t = rel[point_sector, :3, 3]
-    return np.einsum("nij,nj->ni", r, points_s.astype(np.float64)) + t
+    if np.allclose(rel, np.eye(4), rtol=0.0, atol=1e-12):
+        return points_s.copy()  # the sensor did not move during the sweep
+    p = points_s.astype(np.float64)
+    if point_sector.size and np.all(np.diff(point_sector) >= 0):  # firing order: runs
+        out = np.empty_like(p)
+        bounds = np.searchsorted(point_sector, np.arange(rel.shape[0] + 1))
+        for j, (a, b) in enumerate(itertools.pairwise(bounds)):
+            out[a:b] = p[a:b] @ rel[j, :3, :3].T + rel[j, :3, 3]
+    else:
+        out = np.einsum("nij,nj->ni", rel[point_sector, :3, :3], p) + rel[point_sector, :3, 3]
+    return out.astype(points_s.dtype)

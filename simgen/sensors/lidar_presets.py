@@ -22,7 +22,24 @@ class LidarPreset:
 
 
 # Velodyne VLP-16 user manual (63-9243), table 9-1: laser ids 0..15 in firing order.
-VLP16 = (-15.0, 1.0, -13.0, 3.0, -11.0, 5.0, -9.0, 7.0, -7.0, 9.0, -5.0, 11.0, -3.0, 13.0, -1.0, 15.0)
+VLP16 = (
+    -15.0,
+    1.0,
+    -13.0,
+    3.0,
+    -11.0,
+    5.0,
+    -9.0,
+    7.0,
+    -7.0,
+    9.0,
+    -5.0,
+    11.0,
+    -3.0,
+    13.0,
+    -1.0,
+    15.0,
+)
 
 # Velodyne HDL-32E user manual (63-9113), vertical angles of lasers 0..31 in firing order.
 HDL32E = (
