@@ -190,7 +190,9 @@ def main() -> None:
         ours_inst = np.where(ref["geomID"] >= 0, part_inst[np.maximum(ref["geomID"], 0)], 0)
         ours_t = np.where(ref["geomID"] >= 0, ref["tfar"], np.inf)
         both = (pb_inst > 0) & (ours_inst > 0)
-        agree = (pb_inst == ours_inst) & (~both | (np.abs(np.where(both, pb_t - ours_t, 0)) < 0.01))
+        diff = np.zeros(n_rays)
+        diff[both] = np.abs(pb_t[both] - ours_t[both])
+        agree = (pb_inst == ours_inst) & (diff < 0.01)
         out["rays with the same object (and range within 1 cm), %"] = 100.0 * agree.mean()
         classes = params.scene.class_table()
         class_of = {b.instance_id: classes[b.class_id] for b in world.bodies}

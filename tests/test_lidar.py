@@ -403,3 +403,43 @@ def test_moving_parts_cast_like_baked_geometry() -> None:
     builds = caster.builds
     caster.scene(parts, np.ones(3, bool), poses)
     assert caster.builds == builds, "moving geometry is cached by key across episodes"
+
+
+def test_lidar_dataset_reads_back_and_inspect_draws_it(tmp_path) -> None:
+    from simgen.io.inspect import summarize, write_frame_images
+    from simgen.io.reader import Dataset
+    from simgen.run.batch import render_dataset
+    from simgen.run.episode import Simulator
+
+    scene = scene_from(STATIC.replace("SECTORS", ""))
+    with Simulator() as sim:
+        render_dataset(scene, tmp_path / "l.h5", episodes=[0], seed=0, simulator=sim)
+        (f,) = [r for r in sim.episode(scene, 0, 0) if isinstance(r, SensorFrame)]
+    with Dataset(tmp_path / "l.h5") as ds:
+        stored = ds.episode(0).frame("l", 0)
+    assert np.array_equal(stored["points_s"], f.points_s)
+    assert np.array_equal(stored["instance_image"], f.instance_image)
+    assert "sensor l" in dict(summarize(tmp_path / "l.h5")["rows"])
+    paths = write_frame_images(
+        tmp_path / "l.h5", tmp_path / "img", episode=None, sensor=None, frame=0
+    )
+    assert sorted(p.name for p in paths) == ["ep000000_l_0000_bev.png", "ep000000_l_0000_range.png"]
+    import cv2
+
+    bev = cv2.imread(str(paths[0]))
+    assert bev.shape == (800, 800, 3) and np.count_nonzero(bev.sum(axis=2)) > 2000
+
+
+@pytest.mark.slow
+def test_lidar_benchmark_runs(monkeypatch, capsys) -> None:
+    import runpy
+    import sys
+
+    from tests.conftest import ROOT
+
+    monkeypatch.setattr(sys, "argv", ["bench_lidar.py", "--columns", "64", "--repeats", "1"])
+    runpy.run_path(str(ROOT / "benchmarks" / "bench_lidar.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "ratio simgen (sectors) / pybullet" in out
+    same = float(out.split("range within 1 cm), %")[1].split()[0])
+    assert same > 98.0
