@@ -253,6 +253,8 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
     ring = sel - col * c
     pts = np.take(setup.dirs_s, sel, axis=0) * r[:, None]
     frame = parts[0].frame if parts else 0
+    if ctx.params is None:
+        raise RuntimeError("LiDAR noise needs the episode's parameters (CaptureContext.params)")
     rngs = {k: ctx.params.rng("lidar", spec.name, frame, k) for k in ("dropout", "weak", "range")}
     noisy = apply_noise(model, r, inten, rngs)
     keep = np.flatnonzero(noisy.keep)
