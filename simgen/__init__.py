@@ -48,6 +48,8 @@ from simgen.scene.objects import (
 )
 from simgen.scene.schema import Scene, Simulation
 from simgen.scene.sensors import CameraSensor as Camera
+from simgen.scene.sensors import LidarNoise
+from simgen.scene.sensors import LidarSensor as Lidar
 from simgen.scene.types import Attachment, EulerOrientation, LookAt, Pose, QuatOrientation
 
 if TYPE_CHECKING:
@@ -106,6 +108,8 @@ __all__ = [
     "DirectionalLight",
     "EpisodeParams",
     "EulerOrientation",
+    "Lidar",
+    "LidarNoise",
     "LookAt",
     "Material",
     "Mesh",

@@ -193,11 +193,16 @@ def inspect(
     episode: int = typer.Option(
         None, "--episode", "-e", help="episode for the images (default: first)"
     ),
-    sensor: str = typer.Option(None, "--sensor", help="camera for the images (default: first)"),
+    sensor: str = typer.Option(
+        None,
+        "--sensor",
+        help="camera or LiDAR for the images (default: the first camera and the first LiDAR)",
+    ),
     frame: int = typer.Option(0, "--frame", "-f", help="frame index for the images"),
     images: Path = typer.Option(None, "--images", help="folder to write PNGs of the chosen frame"),
 ) -> None:
-    """Summarize a dataset; optionally write PNGs of one frame (RGB, depth, segmentation, overlay)."""
+    """Summarize a dataset; optionally write PNGs of one frame (camera: RGB, depth, segmentation,
+    overlay; LiDAR: bird's-eye view by class, range image, points on the camera image)."""
     from simgen.io.inspect import summarize, write_frame_images
 
     info = summarize(dataset)

@@ -56,3 +56,48 @@ def overlay(rgb: np.ndarray, instance: np.ndarray, alpha: float = 0.45) -> np.nd
 def write_png(path: str, rgb: np.ndarray) -> None:
     if not cv2.imwrite(path, rgb[..., ::-1] if rgb.ndim == 3 else rgb):
         raise OSError(f"cannot write {path}")
+
+
+def bev_image(
+    points_s: np.ndarray, labels: np.ndarray, n_classes: int, *, extent_m: float, size_px: int = 800
+) -> np.ndarray:
+    """Bird's-eye view of a point cloud (sensor frame, x forward = up, y left = left), points
+    colored by class id; a grid line every 10 m and the sensor as a white cross."""
+    img = np.zeros((size_px, size_px, 3), np.uint8)
+    scale = size_px / (2.0 * extent_m)
+    c = size_px / 2.0
+    for r in np.arange(10.0, extent_m + 1e-9, 10.0):
+        cv2.circle(img, (int(c), int(c)), int(r * scale), (45, 45, 45), 1)
+    u = np.rint(c - points_s[:, 1] * scale).astype(np.int64)
+    v = np.rint(c - points_s[:, 0] * scale).astype(np.int64)
+    ok = (u >= 0) & (u < size_px) & (v >= 0) & (v < size_px)
+    colors = palette(max(n_classes, int(labels.max(initial=0)) + 1))
+    order = np.argsort(points_s[ok, 2])  # high points last: they stay visible from above
+    uu, vv, cc = u[ok][order], v[ok][order], colors[labels[ok][order]]
+    for du, dv in ((0, 0), (1, 0), (0, 1), (1, 1)):  # 2x2 pixel dots
+        img[np.minimum(vv + dv, size_px - 1), np.minimum(uu + du, size_px - 1)] = cc
+    cv2.drawMarker(img, (int(c), int(c)), (255, 255, 255), cv2.MARKER_CROSS, 12, 2)
+    return img
+
+
+def range_image_rgb(range_image: np.ndarray, min_height: int = 256) -> np.ndarray:
+    """A LiDAR range image (rings x columns) colorized, rows repeated to be at least
+    ``min_height`` pixels tall."""
+    rep = max(1, -(-min_height // max(range_image.shape[0], 1)))
+    return np.repeat(colorize_depth(range_image), rep, axis=0)
+
+
+def draw_points(
+    rgb: np.ndarray, points_c: np.ndarray, k: np.ndarray, colors: np.ndarray, radius: int = 1
+) -> np.ndarray:
+    """Points in the OpenCV camera frame drawn on an image (only those in front of the camera)."""
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    front = points_c[:, 2] > 1e-3
+    p, col = points_c[front], colors[front]
+    u = k[0, 0] * p[:, 0] / p[:, 2] + k[0, 2]
+    v = k[1, 1] * p[:, 1] / p[:, 2] + k[1, 2]
+    ok = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
+    for x, y, cc in zip(np.rint(u[ok]), np.rint(v[ok]), col[ok], strict=True):
+        cv2.circle(out, (int(x), int(y)), radius, tuple(int(q) for q in cc), -1)
+    return out

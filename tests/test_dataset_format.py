@@ -20,6 +20,8 @@ objects:
   - {name: cube, class: box, kind: box, size: [0.2, 0.2, 0.2], pose: {position: [0, 0, 0.3]}}
 sensors:
   - {kind: camera, name: cam, resolution: [48, 32], rate_hz: 8, look_at: {eye: [1, 1, 1], target: [0, 0, 0]}}
+  - {kind: lidar, name: lid, elevation_deg: [10, 0, -10, -30], columns: 64, rate_hz: 8, rotation_hz: 20,
+     noise: {range_sigma_m: 0.01, dropout: 0.1}, pose: {position: [-1, 0, 0.5]}}
 """
 
 
@@ -56,9 +58,9 @@ def test_layout_matches_the_documentation(sim, tmp_path) -> None:
             )
         )
         generic = {
-            re.sub(r"^/episodes/\d{6}", "/episodes/<index>", p).replace(
-                "/sensors/cam/", "/sensors/<camera>/"
-            ): d
+            re.sub(r"^/episodes/\d{6}", "/episodes/<index>", p)
+            .replace("/sensors/cam/", "/sensors/<camera>/")
+            .replace("/sensors/lid/", "/sensors/<lidar>/"): d
             for p, d in found.items()
         }
         assert set(generic) == set(arrays), set(generic) ^ set(arrays)
@@ -75,6 +77,9 @@ def test_layout_matches_the_documentation(sim, tmp_path) -> None:
         assert set(f["episodes/000003"].attrs) == ep_attrs
         assert f["episodes/000000/sensors/cam/rgb"].compression == "gzip"
         assert f["episodes/000000/sensors/cam/rgb"].shuffle
+        for name, d in f["episodes/000000/sensors/lid"].items():
+            layout = d.attrs.get("layout")
+            assert layout in ("per_frame", "constant", "ragged") or name.endswith("_offsets")
 
 
 def test_stored_frames_equal_the_rendered_ones(sim, tmp_path) -> None:
@@ -87,8 +92,20 @@ def test_stored_frames_equal_the_rendered_ones(sim, tmp_path) -> None:
     render_dataset(scene, out, episodes=[2], seed=4, simulator=sim)
     with Dataset(out) as ds:
         ep = ds.episode(2)
-        assert ep.num_frames("cam") == len(frames) == 2  # t = 0 and 0.125 in [0, 0.25)
-        for k, f in enumerate(frames):
+        cams = [f for f in frames if f.sensor == "cam"]
+        lidars = [f for f in frames if f.sensor == "lid"]
+        assert ep.num_frames("cam") == len(cams) == 2  # t = 0 and 0.125 in [0, 0.25)
+        # sweeps start at 0 and 0.125 s and last 0.05 s: frames at their ends
+        assert ep.num_frames("lid") == len(lidars) == 2
+        assert [f.time for f in lidars] == [12 / 240, 42 / 240]
+        for k, f in enumerate(lidars):
+            stored = ep.frame("lid", k)
+            for key in (*f.arrays, *f.static, *f.ragged):
+                assert np.array_equal(stored[key], getattr(f, key)), key
+            assert len(stored["points_s"]) > 50 and len(stored["noisy_index"]) < len(
+                stored["points_s"]
+            )
+        for k, f in enumerate(cams):
             stored = ep.frame("cam", k)
             for key in ("rgb", "depth_m", "instance", "semantic", "extrinsics_w2c", "K"):
                 assert np.array_equal(stored[key], getattr(f, key)), key

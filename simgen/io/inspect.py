@@ -51,9 +51,9 @@ def summarize(path: str | Path) -> dict[str, Any]:
 def write_frame_images(
     path: str | Path, folder: str | Path, *, episode: int | None, sensor: str | None, frame: int
 ) -> list[Path]:
-    """Write rgb / depth / instance / semantic / overlay PNGs of one camera frame."""
-    from simgen.viz import colorize_depth, colorize_labels, overlay, write_png
-
+    """Write PNGs of one frame: for a camera rgb / depth / instance / semantic / overlay; for a
+    LiDAR a bird's-eye view colored by class, the range image, and the points projected onto
+    the camera frame nearest in time. Without ``sensor``: the first camera and the first LiDAR."""
     out = Path(folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -64,27 +64,79 @@ def write_frame_images(
             raise DatasetError(f"{path}: has no complete episodes")
         ep = ds.episode(ds.episode_indices[0] if episode is None else episode)
         cams = [n for n, k in ep.sensors.items() if k == "camera"]
-        if not cams:
-            raise DatasetError(f"episode {ep.index} has no camera")
-        name = sensor or cams[0]
-        if name not in cams:
-            raise DatasetError(f"no camera {name!r}; cameras: {cams}")
-        data = ep.frame(name, frame)
-        stem = f"ep{ep.index:06d}_{name}_{frame:04d}"
-        written = []
-        images: dict[str, np.ndarray] = {}
-        if "rgb" in data:
-            images["rgb"] = data["rgb"]
-        if "depth_m" in data:
-            images["depth"] = colorize_depth(data["depth_m"])
-        if "instance" in data:
-            images["instance"] = colorize_labels(data["instance"])
-        if "semantic" in data:
-            images["semantic"] = colorize_labels(data["semantic"], len(ds.classes))
-        if "rgb" in data and "instance" in data:
-            images["overlay"] = overlay(data["rgb"], data["instance"])
-        for kind, img in images.items():
-            p = out / f"{stem}_{kind}.png"
-            write_png(str(p), img)
-            written.append(p)
+        lidars = [n for n, k in ep.sensors.items() if k == "lidar"]
+        if sensor is not None and sensor not in ep.sensors:
+            raise DatasetError(f"no sensor {sensor!r}; sensors: {list(ep.sensors)}")
+        if sensor is not None:
+            chosen = [sensor]
+        else:
+            chosen = cams[:1] + lidars[:1]
+        if not chosen:
+            raise DatasetError(f"episode {ep.index} has no camera or LiDAR")
+        written: list[Path] = []
+        for name in chosen:
+            images = (
+                _camera_images(ep, name, frame, len(ds.classes))
+                if ep.sensors[name] == "camera"
+                else _lidar_images(ep, name, frame, len(ds.classes), cams)
+            )
+            stem = f"ep{ep.index:06d}_{name}_{frame:04d}"
+            for kind, img in images.items():
+                p = out / f"{stem}_{kind}.png"
+                _write(p, img)
+                written.append(p)
     return written
+
+
+def _write(p: Path, img: np.ndarray) -> None:
+    from simgen.viz import write_png
+
+    try:
+        write_png(str(p), img)
+    except OSError as e:
+        raise OutputError(str(e)) from None
+
+
+def _camera_images(ep: Any, name: str, frame: int, n_classes: int) -> dict[str, np.ndarray]:
+    from simgen.viz import colorize_depth, colorize_labels, overlay
+
+    data = ep.frame(name, frame)
+    images: dict[str, np.ndarray] = {}
+    if "rgb" in data:
+        images["rgb"] = data["rgb"]
+    if "depth_m" in data:
+        images["depth"] = colorize_depth(data["depth_m"])
+    if "instance" in data:
+        images["instance"] = colorize_labels(data["instance"])
+    if "semantic" in data:
+        images["semantic"] = colorize_labels(data["semantic"], n_classes)
+    if "rgb" in data and "instance" in data:
+        images["overlay"] = overlay(data["rgb"], data["instance"])
+    return images
+
+
+def _lidar_images(
+    ep: Any, name: str, frame: int, n_classes: int, cams: list[str]
+) -> dict[str, np.ndarray]:
+    from simgen.geometry import transform_points
+    from simgen.viz import bev_image, draw_points, palette, range_image_rgb
+
+    data = ep.frame(name, frame)
+    pts = data["points_deskewed_s"].astype(np.float64)
+    extent = float(np.percentile(data["range_m"], 98)) if len(pts) else 10.0
+    images = {
+        "bev": bev_image(pts, data["semantic"], n_classes, extent_m=max(extent, 5.0)),
+        "range": range_image_rgb(data["range_image"]),
+    }
+    t = float(data["time"])
+    for cam in cams:
+        cam_fields = ep.fields(cam)
+        if "rgb" not in cam_fields or ep.num_frames(cam) == 0:
+            continue
+        times = ep.g["sensors"][cam]["time"][()]
+        k = int(np.argmin(np.abs(times - t)))
+        c = ep.frame(cam, k, ["rgb", "K", "extrinsics_w2c"])
+        pts_c = transform_points(c["extrinsics_w2c"] @ data["pose_w"], pts)
+        colors = palette(max(n_classes, int(data["semantic"].max(initial=0)) + 1))
+        images[f"on_{cam}"] = draw_points(c["rgb"], pts_c, c["K"], colors[data["semantic"]])
+    return images

@@ -25,6 +25,9 @@ CONVENTIONS = {
     "instance": "uint16, 0 = background, else the object's instance_id (stable in an episode)",
     "semantic": "uint16 class id; index into the class table, 0 = background",
     "time": "seconds since episode start; frames at t = k / rate_hz snapped to physics steps",
+    "lidar": "range images (rings, columns): ring 0 = top beam, column 0 at azimuth +fov/2, "
+    "columns clockwise seen from above; 0 = no return; points in the sensor body frame; "
+    "a frame is the end of its sweep",
     "ranges": "half-open: [start, end)",
 }
 

@@ -14,11 +14,9 @@ from typing import Any
 import numpy as np
 
 from simgen.random.sample import EpisodeParams, sample_episode
-from simgen.run.capture import CaptureContext, capture
+from simgen.run.capture import CaptureContext, capture, capture_part, capture_plan
 from simgen.run.records import EpisodeHeader, ObjectInfo, Record, SensorFrame, StateRecord
 from simgen.scene.schema import Scene
-from simgen.scene.types import value
-from simgen.sensors.camera import CaptureSchedule
 from simgen.sim.assets import AssetResolver
 from simgen.sim.visuals import MeshLibrary
 from simgen.sim.world import PhysicsWorld
@@ -32,6 +30,7 @@ class Simulator:
         self.asset_roots = tuple(Path(r) for r in asset_roots)
         self.meshes = MeshLibrary()
         self._renderer: Any = None
+        self._raycaster: Any = None
         self.timings: dict[str, float] = {}
 
     def renderer(self) -> Any:
@@ -41,6 +40,14 @@ class Simulator:
             self._renderer = Renderer(self.gl)
         return self._renderer
 
+    def raycaster(self) -> Any:
+        """The LiDAR ray caster (Embree geometry cache), created on first use."""
+        if self._raycaster is None:
+            from simgen.sensors.raycast import RayCaster
+
+            self._raycaster = RayCaster()
+        return self._raycaster
+
     def render_backend(self) -> dict[str, str]:
         """GL platform and renderer strings, once a camera has rendered (else empty)."""
         return dict(self._renderer.gl_info) if self._renderer is not None else {}
@@ -49,6 +56,9 @@ class Simulator:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        if self._raycaster is not None:
+            self._raycaster.close()
+            self._raycaster = None
 
     def __enter__(self) -> Simulator:
         return self
@@ -72,13 +82,19 @@ class Simulator:
             lut = np.zeros(len(world.bodies) + 1, dtype=np.uint16)
             for b in world.bodies:
                 lut[b.instance_id] = b.class_id
-            schedules = {
-                s.name: CaptureSchedule.build(
-                    value(s.rate_hz), world.timestep, world.num_steps
-                ).steps
-                for s in scene.sensors
+            plans = {
+                s.name: capture_plan(s, world.timestep, world.num_steps) for s in scene.sensors
             }
-            tick_steps = np.unique(np.concatenate([np.zeros(1, np.int64), *schedules.values()]))
+            tick_steps = np.unique(
+                np.concatenate([np.zeros(1, np.int64), *(p.frame_steps for p in plans.values())])
+            )
+            # parts of frames that span time (LiDAR sweep sectors), by the step they are taken at
+            parts_at: dict[int, list[tuple[Any, int, int]]] = {}
+            for spec in scene.sensors:
+                for k, row in enumerate(plans[spec.name].part_steps.tolist()):
+                    for j, st in enumerate(row):
+                        parts_at.setdefault(st, []).append((spec, k, j))
+            pending: dict[tuple[str, int], list[Any]] = {}
             renderer_loaded = False
 
             def factory():  # type: ignore[no-untyped-def]
@@ -88,7 +104,22 @@ class Simulator:
                 renderer_loaded = True
                 return r
 
-            ctx = CaptureContext(world=world, renderer_factory=factory, semantic_lut=lut)
+            ctx = CaptureContext(
+                world=world,
+                renderer_factory=factory,
+                semantic_lut=lut,
+                params=params,
+                raycaster_factory=self.raycaster,
+            )
+
+            def take_parts() -> None:
+                todo = parts_at.pop(world.step_index, ())
+                if todo:
+                    t2 = time.perf_counter()
+                    for spec, k, j in todo:
+                        pending.setdefault((spec.name, k), []).append(capture_part(spec, ctx, k, j))
+                    self.timings["sensors"] += time.perf_counter() - t2
+
             yield EpisodeHeader(
                 objects=[
                     ObjectInfo(b.instance_id, b.name, b.class_id, classes[b.class_id], b.spec.kind)  # type: ignore[attr-defined]
@@ -101,19 +132,26 @@ class Simulator:
                 sensor_kinds={s.name: s.kind for s in scene.sensors},
             )
             frame_counts = {s.name: 0 for s in scene.sensors}
-            step_sets = {name: set(steps.tolist()) for name, steps in schedules.items()}
+            frame_at = {
+                name: {st: k for k, st in enumerate(p.frame_steps.tolist())}
+                for name, p in plans.items()
+            }
             for tick, step in enumerate(tick_steps.tolist()):
-                t1 = time.perf_counter()
                 while world.step_index < step:
+                    take_parts()
+                    t1 = time.perf_counter()
                     world.step()
-                self.timings["physics"] += time.perf_counter() - t1
+                    self.timings["physics"] += time.perf_counter() - t1
+                take_parts()
                 yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
                 ctx.poses_synced = False
                 for spec in scene.sensors:
-                    if step not in step_sets[spec.name]:
+                    frame = frame_at[spec.name].get(step)
+                    if frame is None:
                         continue
                     t2 = time.perf_counter()
-                    pose, arrays, static, ragged = capture(spec, ctx)
+                    parts = pending.pop((spec.name, frame), [])
+                    pose, arrays, static, ragged = capture(spec, ctx, parts)
                     self.timings["sensors"] += time.perf_counter() - t2
                     yield SensorFrame(
                         sensor=spec.name,

@@ -117,6 +117,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> Path_:
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str) and part not in cur:
             # a missing field, or a union tag; a tag never names a key of the data
+            if part == cur.get("kind"):
+                continue  # the tag of a discriminated union (errors of the whole model)
             if _is_field_of(loc, part):
                 out.append(part)
                 cur = None

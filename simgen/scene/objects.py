@@ -48,6 +48,11 @@ class Material(Strict_):
     )
     metallic: UnitNum = 0.0
     roughness: UnitNum = 0.6
+    reflectivity: UnitNum | None = Field(
+        default=None,
+        description="diffuse reflectance at the LiDAR wavelength (905 nm), in [0, 1]; "
+        "default: by class name (docs/lidar.md)",
+    )
 
 
 class Velocity(Strict_):
