@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import singledispatch
 from typing import Any
 
 import numpy as np
 
 from simgen.render.renderer import Renderer
+from simgen.run.records import SensorFrame
 from simgen.scene.sensors import CameraSensor, SensorBase
 from simgen.scene.types import value
 from simgen.sensors.camera import intrinsics_matrix, optical_pose_w, sensor_pose_w
@@ -22,6 +24,12 @@ class CaptureContext:
     semantic_lut: np.ndarray  # instance id -> class id
     poses_synced: bool = False
     _renderer: Renderer | None = None
+    # world poses at the current tick, set by sync_renderer (labels use the same poses)
+    part_poses_w: np.ndarray | None = None  # (P, 4, 4) visual parts
+    object_poses_w: np.ndarray | None = None  # (N, 4, 4) object frames
+    # camera ground truth (simgen.run.labeling): per-episode geometry, one labeler per camera
+    geometry: Any = None
+    labelers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def renderer(self) -> Renderer:
@@ -33,9 +41,27 @@ class CaptureContext:
         """The renderer, with every part moved to the world's current state (once per tick)."""
         r = self.renderer
         if not self.poses_synced:
-            r.update(self.world.part_poses_w(), _light_poses(self.world, r))
+            w = self.world
+            self.part_poses_w = w.part_poses_w()
+            self.object_poses_w = (
+                np.stack([w.link_poses_w(b)[-1] for b in w.bodies])
+                if w.bodies
+                else np.zeros((0, 4, 4))
+            )
+            r.update(self.part_poses_w, _light_poses(w, r))
             self.poses_synced = True
         return r
+
+    def release(self, frame: SensorFrame) -> Iterator[SensorFrame]:
+        """The frames complete once ``frame`` is captured (a camera with optical flow holds
+        each frame until its next one; see :mod:`simgen.run.labeling`)."""
+        labeler = self.labelers.get(frame.sensor)
+        yield from [frame] if labeler is None else labeler.release(frame)
+
+    def release_all(self) -> Iterator[SensorFrame]:
+        """Frames still held at the end of the episode."""
+        for labeler in self.labelers.values():
+            yield from labeler.release_all()
 
 
 def _light_poses(world: PhysicsWorld, r: Renderer) -> dict[int, np.ndarray]:
@@ -80,6 +106,7 @@ def _(
         pose_w_c,
         rgb="rgb" in spec.outputs,
         antialias=int(spec.antialias),
+        normals="normals" in spec.labels,
     )
     arrays: dict[str, np.ndarray] = {}
     if imgs.rgb is not None:
@@ -92,4 +119,10 @@ def _(
         arrays["semantic"] = ctx.semantic_lut[imgs.instance]
     extr = np.linalg.inv(pose_w_c)
     arrays["extrinsics_w2c"] = extr
-    return pose_w_c, arrays, {"K": k}, {}
+    ragged: dict[str, np.ndarray] = {}
+    if spec.labels:
+        from simgen.run.labeling import labeler_for
+
+        labels, ragged = labeler_for(ctx, spec).label(ctx, imgs, k, pose_w_c)
+        arrays.update(labels)
+    return pose_w_c, arrays, {"K": k}, ragged

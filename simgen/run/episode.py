@@ -17,7 +17,7 @@ from simgen.random.sample import EpisodeParams, sample_episode
 from simgen.run.capture import CaptureContext, capture
 from simgen.run.records import EpisodeHeader, ObjectInfo, Record, SensorFrame, StateRecord
 from simgen.scene.schema import Scene
-from simgen.scene.types import value
+from simgen.scene.types import value, vec
 from simgen.sensors.camera import CaptureSchedule
 from simgen.sim.assets import AssetResolver
 from simgen.sim.visuals import MeshLibrary
@@ -33,6 +33,7 @@ class Simulator:
         self.meshes = MeshLibrary()
         self._renderer: Any = None
         self.timings: dict[str, float] = {}
+        self.label_timings: dict[str, dict[str, float]] = {}  # camera -> label family -> s
 
     def renderer(self) -> Any:
         if self._renderer is None:
@@ -62,7 +63,9 @@ class Simulator:
 
     def run(self, params: EpisodeParams) -> Iterator[Record]:
         """Run one resolved episode. Yields an :class:`EpisodeHeader`, then per tick a
-        :class:`StateRecord` followed by that tick's :class:`SensorFrame` s."""
+        :class:`StateRecord` followed by that tick's :class:`SensorFrame` s. A camera with
+        the ``flow`` label yields each frame one capture late (forward flow needs the next
+        frame); each sensor's frames stay in order."""
         scene = params.scene
         assets = AssetResolver.for_scene(scene.base_dir, self.asset_roots)
         t0 = time.perf_counter()
@@ -91,7 +94,14 @@ class Simulator:
             ctx = CaptureContext(world=world, renderer_factory=factory, semantic_lut=lut)
             yield EpisodeHeader(
                 objects=[
-                    ObjectInfo(b.instance_id, b.name, b.class_id, classes[b.class_id], b.spec.kind)  # type: ignore[attr-defined]
+                    ObjectInfo(
+                        b.instance_id,
+                        b.name,
+                        b.class_id,
+                        classes[b.class_id],
+                        b.spec.kind,  # type: ignore[attr-defined]
+                        {name: tuple(vec(p)) for name, p in b.spec.keypoints.items()},
+                    )
                     for b in world.bodies
                 ],
                 class_table=classes,
@@ -115,7 +125,7 @@ class Simulator:
                     t2 = time.perf_counter()
                     pose, arrays, static, ragged = capture(spec, ctx)
                     self.timings["sensors"] += time.perf_counter() - t2
-                    yield SensorFrame(
+                    frame = SensorFrame(
                         sensor=spec.name,
                         kind=spec.kind,
                         index=frame_counts[spec.name],
@@ -128,3 +138,11 @@ class Simulator:
                         ragged=ragged,
                     )
                     frame_counts[spec.name] += 1
+                    t3 = time.perf_counter()
+                    done = list(ctx.release(frame))
+                    self.timings["sensors"] += time.perf_counter() - t3
+                    yield from done
+            yield from ctx.release_all()
+            self.label_timings = {
+                name: dict(lab.timings) for name, lab in ctx.labelers.items()
+            }
