@@ -49,7 +49,9 @@ def _arrays(path) -> dict[str, np.ndarray]:
 
 @pytest.mark.gl
 @pytest.mark.parametrize("path", SCENES, ids=lambda p: p.stem)
-def test_scene_renders_with_consistent_labels_and_same_seed_same_bytes(path, sim, tmp_path) -> None:
+def test_scene_renders_with_consistent_labels_verifies_and_same_seed_same_bytes(
+    path, sim, tmp_path
+) -> None:
     from simgen.io.reader import Dataset
     from simgen.run.batch import render_dataset
 
@@ -60,6 +62,11 @@ def test_scene_renders_with_consistent_labels_and_same_seed_same_bytes(path, sim
     assert a.keys() == b.keys()
     for key in a:
         assert np.array_equal(a[key], b[key]), key
+    from simgen.io.verify import verify_dataset
+
+    report = verify_dataset(tmp_path / "a.h5")  # every label agrees with every other
+    assert report.ok, {c.name: (c.worst, c.where) for c in report.checks.values() if not c.ok}
+    assert "box_tight" in report.checks
     with Dataset(tmp_path / "a.h5") as ds:
         assert ds.classes == scene.class_table()
         ep = ds.episode(0)
