@@ -99,9 +99,9 @@ def test_depth_test_uses_the_pixels_around_the_point() -> None:
     z = np.array([2.0, 2.0, 2.0, 2.5])
     # on a left center: seen; between the halves: the far side is in the cell, seen; on a
     # right center: hidden by the near surface; behind the left surface: hidden
-    assert depth_visible(uv, z, depth).tolist() == [True, True, False, False]
+    assert depth_visible(uv[:, 0], uv[:, 1], z, depth).tolist() == [True, True, False, False]
     depth[0, 0] = 0  # no surface counts as infinitely far
-    assert depth_visible(np.array([[0.0, 0.0]]), np.array([50.0]), depth).tolist() == [True]
+    assert depth_visible(np.zeros(1), np.zeros(1), np.array([50.0]), depth).tolist() == [True]
     flags = keypoint_visibility(np.array([[1.0, 1.0], [2.0, 1.0], [9.0, 1.0]]), np.full(3, 2.0), depth, 0.1)
     assert flags.tolist() == [2, 1, 0]
 

@@ -277,7 +277,7 @@ def _check_keypoints(report: VerifyReport, ctx: _Ctx, f: dict[str, Any], where: 
     c.add(float(np.abs(uv[front] - f["keypoints_uv"][front]).max(initial=0)), where)
     h, w = f["depth_m"].shape
     vis = f["keypoints_visibility"]
-    on = inside_image(uv, w, h) & front
+    on = inside_image(uv[:, 0], uv[:, 1], w, h) & front
     c = report.check("keypoint_flags", "keypoint flags agree with the image bounds", "", 0)
     c.add(int(np.sum((vis == 0) & on & (z >= ctx.near)) + np.sum((vis > 0) & ~on)), where)
 
@@ -377,7 +377,7 @@ def _lidar_check(
     uv, z = project(f["K"], p_c)
     depth = f["depth_m"]
     h, w = depth.shape
-    on = inside_image(uv, w, h) & (z > 0)
+    on = inside_image(uv[:, 0], uv[:, 1], w, h) & (z > 0)
     if not np.any(on):
         return
     px = np.rint(uv[on]).astype(int)

@@ -30,24 +30,14 @@ def mask_boxes(instance: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     Returns ``boxes`` (n, 4) int32 ``[u0, v0, u1, v1)`` (zeros where an id has no pixel) and
     ``counts`` (n,) int32, both indexed by ``id - 1``.
     """
-    h, w = instance.shape
-    ids = np.minimum(instance, n + 1).astype(np.intp)  # ids above n are ignored (bin n + 1)
+    from scipy.ndimage import find_objects
+
+    ids = np.minimum(instance, n + 1)  # ids above n are ignored
     counts = np.bincount(ids.ravel(), minlength=n + 2)[1 : n + 1].astype(np.int32)
-    cols = np.zeros((n + 2, w), bool)
-    cols[ids, np.arange(w)[None, :]] = True
-    rows = np.zeros((n + 2, h), bool)
-    rows[ids, np.arange(h)[:, None]] = True
-    cols, rows = cols[1 : n + 1], rows[1 : n + 1]
-    boxes = np.stack(
-        [
-            cols.argmax(1),
-            rows.argmax(1),
-            w - cols[:, ::-1].argmax(1),
-            h - rows[:, ::-1].argmax(1),
-        ],
-        axis=1,
-    ).astype(np.int32)
-    boxes[counts == 0] = 0
+    boxes = np.zeros((n, 4), np.int32)
+    for i, sl in enumerate(find_objects(ids, max_label=n)):
+        if sl is not None:
+            boxes[i] = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
     return boxes, counts
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simgen.labels.occlusion import depth_visible, inside_image
+from simgen.labels.occlusion import DEPTH_ABS_TOL_M, DEPTH_REL_TOL, depth_visible, inside_image
 
 #: Flow status per pixel.
 NO_FLOW = 0  # no surface at this pixel, or no other frame (first/last of the camera)
@@ -63,38 +63,91 @@ def _inv(t: np.ndarray) -> np.ndarray:
 
 
 def rigid_flow(src: FlowView, dst: FlowView) -> Flow:
-    """Flow of every labeled pixel of ``src`` into ``dst`` (forward if dst is later)."""
+    """Flow of every labeled pixel of ``src`` into ``dst`` (forward if dst is later).
+
+    Each part's motion, seen from the cameras, is one 4x4 matrix acting on the pixel's
+    camera-frame point. Parts that do not move in the world share the camera's own motion, so
+    a still camera over still parts needs no geometry at all (flow 0, a depth comparison).
+    """
     h, w = src.depth_m.shape
     out = empty_flow(h, w)
-    v, u = np.nonzero(src.part)
-    if len(u) == 0:
-        return out
-    p = src.part[v, u].astype(np.intp) - 1
-    z = src.depth_m[v, u].astype(np.float64)
-    kinv = np.linalg.inv(src.k)
-    rays = np.stack([u, v, np.ones_like(u)], 1).astype(np.float64) @ kinv.T
-    x_c0 = rays * z[:, None]
-    # per part: motion of its points in the world, then into the destination camera
-    motion_w = dst.part_poses_w @ _inv(src.part_poses_w)  # (P, 4, 4)
-    used, inverse = np.unique(p, return_inverse=True)
-    m_w = motion_w[used]
-    x_w0 = x_c0 @ src.pose_w_c[:3, :3].T + src.pose_w_c[:3, 3]
-    x_w1 = np.einsum("nij,nj->ni", m_w[inverse, :3, :3], x_w0) + m_w[inverse, :3, 3]
+    part = src.part.ravel().astype(np.intp)
+    valid = part > 0
+    status = out.status.reshape(-1)
     t_c1_w = _inv(dst.pose_w_c)
-    x_c1 = x_w1 @ t_c1_w[:3, :3].T + t_c1_w[:3, 3]
-    z1 = x_c1[:, 2]
+    motion = dst.part_poses_w @ _inv(src.part_poses_w)  # (P, 4, 4), world frame
+    moving = np.concatenate([[False], _not_identity(motion)])  # by part id
+    camera = t_c1_w @ src.pose_w_c  # how still parts move from camera 0 to camera 1
+    if not _not_identity(camera[None])[0]:
+        still = valid & ~moving[part]
+        far = np.where(dst.depth_m > 0, dst.depth_m, np.inf).ravel()
+        seen = src.depth_m.ravel() <= far * (1.0 + DEPTH_REL_TOL) + DEPTH_ABS_TOL_M
+        status[still] = np.where(seen[still], VISIBLE, OCCLUDED)
+        idx = np.flatnonzero(valid & ~still)
+    else:
+        idx = np.flatnonzero(valid)
+    if len(idx) == 0:
+        return out
+    v, u = np.divmod(idx, w)
+    z = src.depth_m.ravel()[idx].astype(np.float64)
+    kinv = np.linalg.inv(src.k)
+    x0 = (kinv[0, 0] * u + kinv[0, 1] * v + kinv[0, 2]) * z  # camera-0 point, per pixel
+    y0 = (kinv[1, 1] * v + kinv[1, 2]) * z
+    p = part[idx]
+    x1 = _move(camera, t_c1_w @ motion @ src.pose_w_c, moving, p, x0, y0, z)
+    kd = dst.k
+    z1 = x1[2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        uvw = x_c1 @ dst.k.T
-        uv1 = uvw[:, :2] / uvw[:, 2:3]
-    out.flow_px[v, u] = (uv1 - np.stack([u, v], 1)).astype(np.float32)
-    out.scene_flow_w[v, u] = (x_w1 - x_w0).astype(np.float32)
+        u1 = (kd[0, 0] * x1[0] + kd[0, 1] * x1[1] + kd[0, 2] * z1) / z1
+        v1 = (kd[1, 1] * x1[1] + kd[1, 2] * z1) / z1
+        front = z1 > 0
+        fl = out.flow_px.reshape(-1, 2)
+        fl[idx, 0] = np.where(front, u1 - u, 0.0)
+        fl[idx, 1] = np.where(front, v1 - v, 0.0)
+    mp = moving[p]
+    if np.any(mp):  # scene flow: the world displacement of the moving parts' points
+        r0, r1 = src.pose_w_c, dst.pose_w_c
+        sf = out.scene_flow_w.reshape(-1, 3)
+        for i in range(3):
+            w0 = r0[i, 0] * x0[mp] + r0[i, 1] * y0[mp] + r0[i, 2] * z[mp] + r0[i, 3]
+            w1 = r1[i, 0] * x1[0, mp] + r1[i, 1] * x1[1, mp] + r1[i, 2] * z1[mp] + r1[i, 3]
+            sf[idx[mp], i] = w1 - w0
+    # status: where the point lands in dst, and whether a surface there hides it
     dh, dw = dst.depth_m.shape
-    on = (z1 >= dst.near) & inside_image(uv1, dw, dh)
-    status = np.full(len(u), OUTSIDE, np.uint8)
-    if np.any(on):
-        seen = depth_visible(uv1[on], z1[on], dst.depth_m)
-        status[on] = np.where(seen, VISIBLE, OCCLUDED)
-    out.status[v, u] = status
-    # behind the camera the projection is meaningless: report no displacement
-    out.flow_px[v[z1 <= 0], u[z1 <= 0]] = 0.0
+    on = front & (z1 >= dst.near) & inside_image(u1, v1, dw, dh)
+    seen = depth_visible(np.where(on, u1, 0.0), np.where(on, v1, 0.0), z1, dst.depth_m)
+    status[idx] = np.where(on, np.where(seen, VISIBLE, OCCLUDED), OUTSIDE)
     return out
+
+
+def _not_identity(m: np.ndarray) -> np.ndarray:
+    return np.abs(m - np.eye(4)).reshape(len(m), -1).max(1, initial=0) > 1e-12
+
+
+def _move(
+    camera: np.ndarray,
+    m: np.ndarray,
+    moving: np.ndarray,
+    p: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+) -> np.ndarray:
+    """(3, N) points (x, y, z) of parts ``p`` moved by ``m[p - 1]`` (moving parts) or
+    ``camera`` (the others)."""
+    sel = np.where(moving[p], p, 0)
+    if not np.any(sel):
+        return _transform(camera, x, y, z)
+    mats = np.concatenate([camera[None], m])  # index 0: the parts that do not move
+    # one 1-D gather per matrix entry: no (N, 4, 4) temporary
+    return np.stack(
+        [
+            mats[:, i, 0][sel] * x + mats[:, i, 1][sel] * y + mats[:, i, 2][sel] * z + mats[:, i, 3][sel]
+            for i in range(3)
+        ]
+    )
+
+
+def _transform(m: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(3, N): one 4x4 transform applied to the points (x, y, z)."""
+    return np.stack([m[i, 0] * x + m[i, 1] * y + m[i, 2] * z + m[i, 3] for i in range(3)])

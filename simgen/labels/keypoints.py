@@ -32,8 +32,8 @@ def keypoint_visibility(
     hidden behind a surface (another object's or the object's own), 2 visible."""
     h, w = depth_m.shape
     flags = np.full(len(z), OUTSIDE, np.uint8)
-    on = inside_image(uv, w, h) & (z >= near)
+    on = inside_image(uv[:, 0], uv[:, 1], w, h) & (z >= near)
     if np.any(on):
-        seen = depth_visible(uv[on], z[on], depth_m)
+        seen = depth_visible(uv[on, 0], uv[on, 1], z[on], depth_m)
         flags[on] = np.where(seen, VISIBLE, OCCLUDED)
     return flags

@@ -18,30 +18,30 @@ DEPTH_REL_TOL = 1e-3
 DEPTH_ABS_TOL_M = 1e-4
 
 
-def inside_image(uv: np.ndarray, width: int, height: int) -> np.ndarray:
+def inside_image(u: np.ndarray, v: np.ndarray, width: int, height: int) -> np.ndarray:
     """Points whose pixel coordinates fall on the image: u in [-0.5, W - 0.5), same for v."""
-    u, v = uv[..., 0], uv[..., 1]
     with np.errstate(invalid="ignore"):
         return (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
 
 
 def depth_visible(
-    uv: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
     z: np.ndarray,
     depth_m: np.ndarray,
     rel_tol: float = DEPTH_REL_TOL,
     abs_tol_m: float = DEPTH_ABS_TOL_M,
 ) -> np.ndarray:
-    """For points (M,) at pixel positions ``uv`` (M, 2) inside the image with camera depth ``z``:
+    """For points at pixel positions (u, v) inside the image with camera depth z (1-D arrays):
     True where no rendered surface lies in front of them (see the module docstring)."""
     h, w = depth_m.shape
-    far = np.where(depth_m > 0, depth_m, np.inf)
-    fu, fv = np.floor(uv[:, 0]), np.floor(uv[:, 1])
-    u0, v0 = fu.astype(np.intp), fv.astype(np.intp)
+    far = np.where(depth_m > 0, depth_m, np.inf).ravel()
+    fu, fv = np.floor(u), np.floor(v)
+    u0 = np.clip(fu, 0, w - 1).astype(np.intp)
+    v0 = np.clip(fv, 0, h - 1).astype(np.intp)
     # the second column / row only where the point is not on the first one's centers
-    u1 = u0 + (uv[:, 0] - fu > 1e-6)
-    v1 = v0 + (uv[:, 1] - fv > 1e-6)
-    us = (np.clip(u0, 0, w - 1), np.clip(u1, 0, w - 1))
-    vs = (np.clip(v0, 0, h - 1), np.clip(v1, 0, h - 1))
-    dmax = np.maximum.reduce([far[v, u] for v in vs for u in us])
+    du = (u - fu > 1e-6) & (u0 < w - 1)
+    dv = ((v - fv > 1e-6) & (v0 < h - 1)) * w
+    i = v0 * w + u0
+    dmax = np.maximum(np.maximum(far[i], far[i + du]), np.maximum(far[i + dv], far[i + du + dv]))
     return z <= dmax * (1.0 + rel_tol) + abs_tol_m
