@@ -90,7 +90,9 @@ def main() -> None:
         no_flow = sum(rows.values()) - rows["flow (forward + backward, scene flow)"]
         print(f"| all but flow | {no_flow:.1f} | {no_flow / frame_ms:.0%} |")
         print(f"| all (sum) | {sum(rows.values()):.1f} | {sum(rows.values()) / frame_ms:.0%} |")
-        print(f"| all (measured end to end) | {all_ms - frame_ms:.1f} | {(all_ms - frame_ms) / frame_ms:.0%} |")
+        print(
+            f"| all (measured end to end) | {all_ms - frame_ms:.1f} | {(all_ms - frame_ms) / frame_ms:.0%} |"
+        )
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "labels.h5"

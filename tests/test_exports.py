@@ -182,7 +182,9 @@ def test_kitti_3d_boxes_reproject_onto_their_2d_boxes_and_lidar_lands_inside(dat
             p2 = calib["P2"].reshape(3, 4)
             r0 = calib["R0_rect"].reshape(3, 3)
             tr = np.vstack([calib["Tr_velo_to_cam"].reshape(3, 4), [0, 0, 0, 1]])
-            labels = [ln.split() for ln in (root / "label_2" / f"{kid}.txt").read_text().splitlines()]
+            labels = [
+                ln.split() for ln in (root / "label_2" / f"{kid}.txt").read_text().splitlines()
+            ]
             assert sorted(x[0] for x in labels) == ["ball", "car", "car", "crate"]
             boxes = {}
             for x in labels:
@@ -197,13 +199,17 @@ def test_kitti_3d_boxes_reproject_onto_their_2d_boxes_and_lidar_lands_inside(dat
                     continue
                 # boxes: the 3D box projected with P2 encloses the 2D box (its extreme pixel
                 # centers) and differs by less than the pixel sampling of its corners
-                assert np.all(uv.min(0) <= box2d[:2] + 1e-6) and np.all(uv.max(0) >= box2d[2:] - 1e-6)
+                assert np.all(uv.min(0) <= box2d[:2] + 1e-6) and np.all(
+                    uv.max(0) >= box2d[2:] - 1e-6
+                )
                 assert np.abs(uv.min(0) - box2d[:2]).max() < 1.5, (kid, x)
                 assert np.abs(uv.max(0) - box2d[2:]).max() < 1.5, (kid, x)
                 # ... and its corners are the object's own projected corners
                 f = ep.frame("cam", int(kid), fields=["box2d_tight", "box3d_corners_uv"])
                 i = next(
-                    j for j, b in enumerate(f["box2d_tight"]) if [b[0], b[1], b[2] - 1, b[3] - 1] == box2d.tolist()
+                    j
+                    for j, b in enumerate(f["box2d_tight"])
+                    if [b[0], b[1], b[2] - 1, b[3] - 1] == box2d.tolist()
                 )
                 ours = f["box3d_corners_uv"][i]
                 assert np.abs(ours[:, None, :] - uv[None]).sum(-1).min(1).max() < 0.01
@@ -248,7 +254,11 @@ def test_yolo_detection_and_segmentation_labels(data) -> None:
         u0, v0, u1, v1 = f["box2d_tight"][inst - 1]
         c, cx, cy, bw, bh = (float(x) for x in line)
         assert c == yolo_of[inst]
-        assert np.allclose([cx * w, cy * h, bw * w, bh * h], [(u0 + u1) / 2, (v0 + v1) / 2, u1 - u0, v1 - v0], atol=1e-3)
+        assert np.allclose(
+            [cx * w, cy * h, bw * w, bh * h],
+            [(u0 + u1) / 2, (v0 + v1) / 2, u1 - u0, v1 - v0],
+            atol=1e-3,
+        )
         poly = np.array([float(x) for x in sline.split()[1:]]).reshape(-1, 2) * [w, h]
         raster = np.zeros((h, w), np.uint8)
         cv2.fillPoly(raster, [np.round(poly * 16 - 8).astype(np.int32)], 1, shift=4)
@@ -293,11 +303,16 @@ def test_folders_hold_exact_images_depth_in_millimeters_and_ply_points(data) -> 
     head, body = raw.split(b"end_header\n", 1)
     assert b"property float intensity" in head and b"property ushort instance" in head
     rec = np.frombuffer(
-        body, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"), ("instance", "<u2")]
+        body,
+        dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"), ("instance", "<u2")],
     )
     assert np.array_equal(np.stack([rec["x"], rec["y"], rec["z"]], 1), lidar["points_xyz_s"])
     assert np.array_equal(rec["instance"], lidar["instance"])
-    assert json.loads((out / "classes.json").read_text())[1] == {"id": 1, "name": "floor", "stuff": True}
+    assert json.loads((out / "classes.json").read_text())[1] == {
+        "id": 1,
+        "name": "floor",
+        "stuff": True,
+    }
 
 
 def test_exporters_refuse_a_non_empty_folder_without_force(data, tmp_path) -> None:
@@ -320,7 +335,11 @@ def test_exporters_refuse_a_non_empty_folder_without_force(data, tmp_path) -> No
 
 def simgen_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "simgen.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, "-m", "simgen.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
 
 
@@ -330,7 +349,9 @@ def test_verify_passes_on_good_data_and_finds_corruption(data, tmp_path) -> None
     report = verify_dataset(data["lidar"])
     assert report.ok, {c.name: (c.worst, c.where) for c in report.checks.values() if not c.ok}
     checks = report.checks
-    assert {"box_tight", "visible_in_amodal", "flow_poses", "lidar_depth", "lidar_ids"} <= set(checks)
+    assert {"box_tight", "visible_in_amodal", "flow_poses", "lidar_depth", "lidar_ids"} <= set(
+        checks
+    )
     assert checks["lidar_depth"].worst < 1e-9 and checks["lidar_ids"].worst == 0.0
     assert checks["flow_poses"].worst < 1e-3
     r = simgen_cli("verify", str(data["plain"]))

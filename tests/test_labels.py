@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import cv2
@@ -28,8 +29,8 @@ sensors:
   - {kind: camera, name: top, resolution: [128, 128], intrinsics: {fov_deg: 60}, labels: [boxes, amodal],
      look_at: {eye: [0, 0, 3], target: [0, 0, 0], up: [0, 1, 0]}}
   - {kind: camera, name: edge, resolution: [128, 128], intrinsics: {fov_deg: 60}, labels: [boxes, amodal],
-     look_at: {eye: [%(x)s, 0, 3], target: [%(x)s, 0, 0], up: [0, 1, 0]}}
-""" % {"x": 64.0 / F60_128 * 2.8}  # the crate's center projects onto the left image border
+     look_at: {eye: [EYE_X, 0, 3], target: [EYE_X, 0, 0], up: [0, 1, 0]}}
+""".replace("EYE_X", repr(64.0 / F60_128 * 2.8))  # the crate's center projects onto the left border
 
 
 def _frame(frames, name):
@@ -88,7 +89,7 @@ def test_flow_of_a_translating_object_equals_its_projected_displacement(sim) -> 
     still = [f for f in frames if f.sensor == "still"]
     assert [f.index for f in still] == [0, 1, 2]
     f_px = 48.0 / math.tan(math.radians(30.0))  # 96 px high, 60 degrees
-    for a, b in zip(still, still[1:], strict=False):
+    for a, b in itertools.pairwise(still):
         dx = states[b.tick].objects.position_w[1, 0] - states[a.tick].objects.position_w[1, 0]
         assert dx == pytest.approx(0.05, rel=1e-9)
         top = a.instance == 2
@@ -113,7 +114,7 @@ def test_flow_of_a_moving_camera_over_a_static_floor(sim) -> None:
     _, states, frames = run_frames(sim, scene_from(MOVING))
     riding = [f for f in frames if f.sensor == "riding"]
     f_px = 48.0 / math.tan(math.radians(30.0))
-    for a, b in zip(riding, riding[1:], strict=False):
+    for a, b in itertools.pairwise(riding):
         dy = states[b.tick].objects.position_w[2, 1] - states[a.tick].objects.position_w[2, 1]
         dx = states[b.tick].objects.position_w[1, 0] - states[a.tick].objects.position_w[1, 0]
         # the camera moves +y (image up): static points move down the image by f dy / z
@@ -193,7 +194,7 @@ def test_keypoints_project_like_opencv_with_visibility_flags(sim) -> None:
 
 
 def test_3d_boxes_in_world_and_camera_frames_and_projected_corners(sim) -> None:
-    header, _, frames = run_frames(sim, scene_from(KEYPOINTS))
+    _, _, frames = run_frames(sim, scene_from(KEYPOINTS))
     f = frames[0]
     q = euler_deg_to_quat((15, -25, 40))
     assert np.allclose(f.box3d_size[0], [0.6, 0.4, 0.3], atol=1e-12)

@@ -102,7 +102,9 @@ def test_depth_test_uses_the_pixels_around_the_point() -> None:
     assert depth_visible(uv[:, 0], uv[:, 1], z, depth).tolist() == [True, True, False, False]
     depth[0, 0] = 0  # no surface counts as infinitely far
     assert depth_visible(np.zeros(1), np.zeros(1), np.array([50.0]), depth).tolist() == [True]
-    flags = keypoint_visibility(np.array([[1.0, 1.0], [2.0, 1.0], [9.0, 1.0]]), np.full(3, 2.0), depth, 0.1)
+    flags = keypoint_visibility(
+        np.array([[1.0, 1.0], [2.0, 1.0], [9.0, 1.0]]), np.full(3, 2.0), depth, 0.1
+    )
     assert flags.tolist() == [2, 1, 0]
 
 
@@ -135,7 +137,7 @@ def test_panoptic_and_normals_from_depth() -> None:
     assert p[..., 1].tolist() == [[0, 0, 2], [2, 3, 3]]
     # a plane z = 2 + 0.5 x seen by a camera: normal (-0.5, 0, 1) normalized, toward the camera
     k = np.array([[40.0, 0, 19.5], [0, 40.0, 14.5], [0, 0, 1]])
-    v, u = np.mgrid[0:30, 0:40]
+    _, u = np.mgrid[0:30, 0:40]
     x_over_z = (u - 19.5) / 40.0
     depth = (2.0 / (1 - 0.5 * x_over_z)).astype(np.float32)
     n = normals_from_depth(depth, k)

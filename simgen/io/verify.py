@@ -237,7 +237,9 @@ def _check_amodal(report: VerifyReport, ctx: _Ctx, f: dict[str, Any], where: str
     masks = unpack_masks(f["amodal_masks"], f["box2d_amodal"], f["amodal_pixels"], h, w)
     tight, amodal = f["box2d_tight"] if "box2d_tight" in f else None, f["box2d_amodal"]
     c_box = report.check("tight_in_amodal", "tight box inside the amodal box", "px", 0)
-    c_mask = report.check("visible_in_amodal", "visible pixels outside the amodal mask", "pixels", 0)
+    c_mask = report.check(
+        "visible_in_amodal", "visible pixels outside the amodal mask", "pixels", 0
+    )
     c_area = report.check("amodal_pixels", "amodal_pixels == amodal mask area", "pixels", 0)
     c_vis = report.check("visibility", "visibility == visible / amodal pixels", "", 1e-6)
     worst_box = worst_mask = worst_area = 0
@@ -355,7 +357,9 @@ def _check_flow(
         v0 = np.clip(np.floor(t[:, 1]).astype(int), 0, h - 1)
         u1, v1 = np.minimum(u0 + 1, w - 1), np.minimum(v0 + 1, h - 1)
         dmax = np.maximum.reduce([d1[v0, u0], d1[v0, u1], d1[v1, u0], d1[v1, u1]])
-        c = report.check("flow_visible_depth", "visible flow targets behind the next depth", "pixels", 0)
+        c = report.check(
+            "flow_visible_depth", "visible flow targets behind the next depth", "pixels", 0
+        )
         c.add(int(np.sum(z1[vis] > dmax * 1.01 + 1e-3)), where)
 
 

@@ -142,7 +142,10 @@ def _move(
     # one 1-D gather per matrix entry: no (N, 4, 4) temporary
     return np.stack(
         [
-            mats[:, i, 0][sel] * x + mats[:, i, 1][sel] * y + mats[:, i, 2][sel] * z + mats[:, i, 3][sel]
+            mats[:, i, 0][sel] * x
+            + mats[:, i, 1][sel] * y
+            + mats[:, i, 2][sel] * z
+            + mats[:, i, 3][sel]
             for i in range(3)
         ]
     )

@@ -115,7 +115,7 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             super().__init__(w, h)
             self._program_cache = LabelShaderCache()
             self.samples = n
-            self._fbs: dict[str, tuple[int, ...]] = {}
+            self._fbs: dict[str, tuple[Any, ...]] = {}
             self.label_ids: dict[Any, float] = {}  # node -> part id, for the one-pass mode
             self.one_pass = False
             self.normals = False  # also render and read the camera-frame normals

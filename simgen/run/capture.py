@@ -30,6 +30,7 @@ class CaptureContext:
     # camera ground truth (simgen.run.labeling): per-episode geometry, one labeler per camera
     geometry: Any = None
     labelers: dict[str, Any] = field(default_factory=dict)
+    hulls: dict[str, np.ndarray] = field(default_factory=dict)  # kept across episodes
 
     @property
     def renderer(self) -> Renderer:

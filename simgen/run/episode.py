@@ -34,6 +34,7 @@ class Simulator:
         self._renderer: Any = None
         self.timings: dict[str, float] = {}
         self.label_timings: dict[str, dict[str, float]] = {}  # camera -> label family -> s
+        self._hulls: dict[str, np.ndarray] = {}  # convex hulls of visual parts, for 3D boxes
 
     def renderer(self) -> Any:
         if self._renderer is None:
@@ -91,7 +92,9 @@ class Simulator:
                 renderer_loaded = True
                 return r
 
-            ctx = CaptureContext(world=world, renderer_factory=factory, semantic_lut=lut)
+            ctx = CaptureContext(
+                world=world, renderer_factory=factory, semantic_lut=lut, hulls=self._hulls
+            )
             yield EpisodeHeader(
                 objects=[
                     ObjectInfo(
@@ -143,6 +146,4 @@ class Simulator:
                     self.timings["sensors"] += time.perf_counter() - t3
                     yield from done
             yield from ctx.release_all()
-            self.label_timings = {
-                name: dict(lab.timings) for name, lab in ctx.labelers.items()
-            }
+            self.label_timings = {name: dict(lab.timings) for name, lab in ctx.labelers.items()}

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 #: Hulls of parts with more vertices than this are computed (fewer points to transform).
 HULL_MIN_VERTICES = 64
+MAX_CACHED_HULLS = 4096
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,19 @@ class EpisodeGeometry:
         return self.class_is_stuff[self.class_of_instance[1:]]
 
     @staticmethod
-    def build(world: PhysicsWorld) -> EpisodeGeometry:
+    def build(world: PhysicsWorld, hulls: dict[str, np.ndarray] | None = None) -> EpisodeGeometry:
+        """``hulls``: a cache of convex-hull vertices by part geometry key, kept across episodes."""
         scene = world.scene
         n = len(world.bodies)
         parts = world.visual_parts
+        hulls = {} if hulls is None else hulls
         points, owner = [], []
         for i, part in enumerate(parts):
-            pts = _hull_points(np.concatenate([m.vertices for m in part.meshes]))
+            pts = hulls.get(part.key)
+            if pts is None:
+                pts = _hull_points(np.concatenate([m.vertices for m in part.meshes]))
+                if len(hulls) < MAX_CACHED_HULLS:
+                    hulls[part.key] = pts
             points.append(pts)
             owner.append(np.full(len(pts), i, np.intp))
         lut = np.zeros(n + 1, np.uint16)
@@ -186,9 +193,9 @@ class CameraLabeler:
         crops = []
         for inst, win in windows.items():
             lab = amodal_labels(win, masks[inst], imgs.instance, inst, tight[inst - 1])
-            i = inst - 1
-            box[i], pixels[i] = lab.box, lab.pixels
-            visibility[i], truncation[i] = lab.visibility, lab.truncation
+            row = inst - 1
+            box[row], pixels[row] = lab.box, lab.pixels
+            visibility[row], truncation[row] = lab.visibility, lab.truncation
             if lab.pixels:
                 crops.append((inst, lab.crop))
         crops.sort(key=lambda c: c[0])
@@ -248,7 +255,7 @@ def labeler_for(ctx: CaptureContext, spec: CameraSensor) -> CameraLabeler:
     lab: Any = ctx.labelers.get(spec.name)
     if lab is None:
         if ctx.geometry is None:
-            ctx.geometry = EpisodeGeometry.build(ctx.world)
+            ctx.geometry = EpisodeGeometry.build(ctx.world, ctx.hulls)
         lab = CameraLabeler(spec, ctx.geometry)
         ctx.labelers[spec.name] = lab
     return lab  # type: ignore[no-any-return]

@@ -21,7 +21,14 @@ CameraOutput = Literal["rgb", "depth", "instance", "semantic"]
 CAMERA_OUTPUTS: tuple[CameraOutput, ...] = ("rgb", "depth", "instance", "semantic")
 
 CameraLabel = Literal["boxes", "amodal", "keypoints", "panoptic", "flow", "normals"]
-CAMERA_LABELS: tuple[CameraLabel, ...] = ("boxes", "amodal", "keypoints", "panoptic", "flow", "normals")
+CAMERA_LABELS: tuple[CameraLabel, ...] = (
+    "boxes",
+    "amodal",
+    "keypoints",
+    "panoptic",
+    "flow",
+    "normals",
+)
 #: Labels computed when a camera does not list its own: the ones that need no extra rendering.
 DEFAULT_CAMERA_LABELS: tuple[CameraLabel, ...] = ("boxes", "keypoints", "panoptic")
 

@@ -224,7 +224,9 @@ def _write_calib(path: Path, k: np.ndarray, r0: np.ndarray, tr: np.ndarray) -> N
         return name + ": " + " ".join(f"{x:.12e}" for x in np.asarray(m).ravel()) + "\n"
 
     text = "".join(row(f"P{i}", p2) for i in range(4))
-    text += row("R0_rect", r0) + row("Tr_velo_to_cam", tr[:3]) + row("Tr_imu_to_velo", np.eye(4)[:3])
+    text += (
+        row("R0_rect", r0) + row("Tr_velo_to_cam", tr[:3]) + row("Tr_imu_to_velo", np.eye(4)[:3])
+    )
     path.write_text(text)
 
 

@@ -44,7 +44,9 @@ def mask_polygon(mask: np.ndarray) -> np.ndarray:
     """(M, 2) polygon (pixel-edge coordinates) covering a boolean mask's pieces."""
     import cv2
 
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
     pieces = [c.reshape(-1, 2).astype(np.float64) + 0.5 for c in contours if len(c) >= 1]
     if not pieces:
         return np.zeros((0, 2))
