@@ -102,6 +102,7 @@ def data(sim, tmp_path_factory) -> dict[str, Path]:
     return {"plain": root / "d.h5", "lidar": root / "lidar.h5", "root": root}
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools
 def test_coco_loads_in_pycocotools_and_ground_truth_scores_ap_1(data) -> None:
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO

@@ -244,7 +244,10 @@ def _check_amodal(report: VerifyReport, ctx: _Ctx, f: dict[str, Any], where: str
     c_vis = report.check("visibility", "visibility == visible / amodal pixels", "", 1e-6)
     worst_box = worst_mask = worst_area = 0
     worst_vis = 0.0
-    for i in range(len(amodal)):
+    present = f["amodal_pixels"] > 0
+    if inst is not None:
+        present |= np.bincount(inst.ravel(), minlength=len(amodal) + 1)[1 : len(amodal) + 1] > 0
+    for i in np.nonzero(present)[0]:
         if ctx.stuff[ctx.class_of[i + 1]]:
             continue  # no amodal labels for 'stuff' (floor, walls)
         m = masks.get(i + 1)

@@ -2,7 +2,8 @@
 
 An object's *amodal* mask is what it would cover with nothing else in the scene. The renderer
 draws each object alone inside a pixel window that holds its whole projection (from its 3D box,
-clipped at the near plane, and extended at most ``WINDOW_MARGIN`` image sizes beyond the image),
+clipped at the near plane, and reaching at most ``WINDOW_MARGIN`` image sizes, and at most
+``WINDOW_MARGIN_MAX_PX`` pixels, beyond the image),
 in the same pixel grid as the frame; this module turns those windows into labels:
 
 * ``amodal mask`` = the rendered mask inside the image, united with the visible mask (the two
@@ -21,8 +22,9 @@ import numpy as np
 
 from simgen.labels.boxes import BOX_EDGES, mask_box, project
 
-#: How far beyond the image an amodal window may reach, in image widths / heights.
+#: How far beyond the image an amodal window may reach, in image widths / heights, and pixels.
 WINDOW_MARGIN = 0.5
+WINDOW_MARGIN_MAX_PX = 512
 
 
 def clip_box_at_near(corners_c: np.ndarray, near: float) -> np.ndarray:
@@ -52,7 +54,8 @@ def amodal_window(
     lo, hi = np.nanmin(uv, axis=0), np.nanmax(uv, axis=0)
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         return None
-    mu, mv = math.ceil(WINDOW_MARGIN * width), math.ceil(WINDOW_MARGIN * height)
+    mu = min(math.ceil(WINDOW_MARGIN * width), WINDOW_MARGIN_MAX_PX)
+    mv = min(math.ceil(WINDOW_MARGIN * height), WINDOW_MARGIN_MAX_PX)
     want = (
         math.floor(lo[0]) - 1,
         math.floor(lo[1]) - 1,
