@@ -26,7 +26,17 @@ CONVENTIONS = {
     "semantic": "uint16 class id; index into the class table, 0 = background",
     "time": "seconds since episode start; frames at t = k / rate_hz snapped to physics steps",
     "ranges": "half-open: [start, end)",
+    "box2d": "int32 [u0, v0, u1, v1): half-open pixel window (columns u0..u1-1, rows v0..v1-1)",
+    "per_object_tables": "(F, N, ...) arrays indexed by instance_id - 1, every object of the episode",
+    "flow": "pixels (du, dv) from rigid motion; status 0 none, 1 visible, 2 occluded, 3 leaves",
 }
+
+#: Fields of a LiDAR sensor group that the exporters and ``simgen verify`` read (ragged, one
+#: row per point): points in the LiDAR frame (x forward, y left, z up; ``pose_w`` maps that
+#: frame to the world), and optional intensity and instance ids (the cameras' numbering).
+LIDAR_POINTS = "points_xyz_s"
+LIDAR_INTENSITY = "intensity"
+LIDAR_INSTANCE = "instance"
 
 
 def conventions_json() -> str:

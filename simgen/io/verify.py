@@ -17,15 +17,12 @@ import numpy as np
 
 from simgen.errors import DatasetError
 from simgen.geometry import invert_pose, pose_matrices, quat_to_matrix
+from simgen.io.layout import LIDAR_INSTANCE, LIDAR_POINTS
 from simgen.io.reader import Dataset, Episode
 from simgen.labels.amodal import unpack_masks
 from simgen.labels.boxes import box_corners, mask_boxes, project
 from simgen.labels.normals import backproject, normals_from_depth
 from simgen.labels.occlusion import inside_image
-
-#: LiDAR fields a lidar sensor group provides (ragged, sensor frame) when LiDAR is present.
-LIDAR_POINTS = "points_xyz_s"
-LIDAR_INSTANCE = "instance"
 
 
 @dataclass

@@ -34,12 +34,11 @@ from simgen.io.exporters.common import (
     prepare_out,
     write_png,
 )
+from simgen.io.layout import LIDAR_INSTANCE, LIDAR_INTENSITY, LIDAR_POINTS
 from simgen.io.reader import Episode
 
 IMAGES = {"rgb": "rgb", "depth_m": "depth", "instance": "instance", "semantic": "semantic"}
-#: LiDAR fields (see docs/labels.md).
-LIDAR_POINTS = "points_xyz_s"
-LIDAR_EXTRA = {"intensity": "float", "instance": "ushort"}
+LIDAR_EXTRA = (LIDAR_INTENSITY, LIDAR_INSTANCE)  # stored per point when the LiDAR has them
 
 
 def depth_png(depth_m: np.ndarray) -> np.ndarray:

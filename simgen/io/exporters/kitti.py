@@ -52,6 +52,7 @@ from simgen.io.exporters.common import (
     require,
     write_png,
 )
+from simgen.io.layout import LIDAR_INTENSITY, LIDAR_POINTS
 from simgen.io.reader import Episode
 from simgen.sensors.camera import R_BODY_OPTICAL
 
@@ -69,8 +70,6 @@ FIELDS = [
     "visibility",
     "truncation",
 ]
-#: LiDAR fields (see docs/labels.md): ragged points in the LiDAR sensor frame, and intensity.
-LIDAR_POINTS, LIDAR_INTENSITY = "points_xyz_s", "intensity"
 
 
 def level_rotation(t_c_w: np.ndarray) -> np.ndarray:
