@@ -88,11 +88,15 @@ def rigid_flow(src: FlowView, dst: FlowView) -> Flow:
         idx = np.flatnonzero(valid)
     if len(idx) == 0:
         return out
-    v, u = np.divmod(idx, w)
+    v, u = idx // w, idx % w
     z = src.depth_m.ravel()[idx].astype(np.float64)
     kinv = np.linalg.inv(src.k)
-    x0 = (kinv[0, 0] * u + kinv[0, 1] * v + kinv[0, 2]) * z  # camera-0 point, per pixel
-    y0 = (kinv[1, 1] * v + kinv[1, 2]) * z
+    # camera-0 point of each pixel (rays per column / row, then gathered)
+    rx_u = kinv[0, 0] * np.arange(w) + kinv[0, 2]
+    rx_v = kinv[0, 1] * np.arange(h)
+    ry_v = kinv[1, 1] * np.arange(h) + kinv[1, 2]
+    x0 = (rx_u[u] + rx_v[v]) * z
+    y0 = ry_v[v] * z
     p = part[idx]
     x1 = _move(camera, t_c1_w @ motion @ src.pose_w_c, moving, p, x0, y0, z)
     kd = dst.k
@@ -101,17 +105,26 @@ def rigid_flow(src: FlowView, dst: FlowView) -> Flow:
         u1 = (kd[0, 0] * x1[0] + kd[0, 1] * x1[1] + kd[0, 2] * z1) / z1
         v1 = (kd[1, 1] * x1[1] + kd[1, 2] * z1) / z1
         front = z1 > 0
-        fl = out.flow_px.reshape(-1, 2)
-        fl[idx, 0] = np.where(front, u1 - u, 0.0)
-        fl[idx, 1] = np.where(front, v1 - v, 0.0)
+        d = np.stack([u1 - u, v1 - v], 1)
+        d[~front] = 0.0
+        out.flow_px.reshape(-1, 2)[idx] = d
     mp = moving[p]
     if np.any(mp):  # scene flow: the world displacement of the moving parts' points
         r0, r1 = src.pose_w_c, dst.pose_w_c
         sf = out.scene_flow_w.reshape(-1, 3)
-        for i in range(3):
-            w0 = r0[i, 0] * x0[mp] + r0[i, 1] * y0[mp] + r0[i, 2] * z[mp] + r0[i, 3]
-            w1 = r1[i, 0] * x1[0, mp] + r1[i, 1] * x1[1, mp] + r1[i, 2] * z1[mp] + r1[i, 3]
-            sf[idx[mp], i] = w1 - w0
+        a0, b0, c0 = x0[mp], y0[mp], z[mp]
+        a1, b1, c1 = x1[0, mp], x1[1, mp], z1[mp]
+        sf[idx[mp]] = np.stack(
+            [
+                r1[i, 0] * a1
+                + r1[i, 1] * b1
+                + r1[i, 2] * c1
+                + r1[i, 3]
+                - (r0[i, 0] * a0 + r0[i, 1] * b0 + r0[i, 2] * c0 + r0[i, 3])
+                for i in range(3)
+            ],
+            1,
+        )
     # status: where the point lands in dst, and whether a surface there hides it
     dh, dw = dst.depth_m.shape
     on = front & (z1 >= dst.near) & inside_image(u1, v1, dw, dh)
