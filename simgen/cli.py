@@ -216,6 +216,60 @@ def inspect(
             out.print(f"wrote {p}")
 
 
+@app.command()
+@user_errors
+def verify(
+    dataset: Path = typer.Argument(..., help="dataset file"),
+    episode: list[int] = typer.Option(
+        [], "--episode", "-e", help="check only these episodes (repeatable)"
+    ),
+    max_frames: int = typer.Option(
+        None, "--max-frames", min=1, help="check at most this many frames per camera and episode"
+    ),
+) -> None:
+    """Cross-check the labels (boxes vs masks, amodal vs visible, flow vs depth and poses,
+    LiDAR vs camera) and report the worst residual of each check (docs/labels.md lists them).
+    Exit 0 if all pass, 1 if not."""
+    from simgen.io.verify import verify_dataset
+
+    report = verify_dataset(dataset, episodes=episode or None, max_frames=max_frames)
+    t = Table(title=f"{dataset}: {report.frames} camera frames")
+    for col in ("check", "worst", "tolerance", "status", "worst at"):
+        t.add_column(col, no_wrap=col != "worst at")
+    for c in report.checks.values():
+        status = "[green]ok[/]" if c.ok else f"[red]FAIL[/] ({c.failures})"
+        t.add_row(c.name, f"{c.worst:.3g} {c.unit}", f"{c.tolerance:g}", status, c.where)
+    out.print(t)
+    if not report.checks:
+        out.print("no labels to check (the cameras store no ground truth arrays)")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def export(
+    dataset: Path = typer.Argument(..., help="dataset file"),
+    fmt: str = typer.Option(..., "--format", "-f", help="coco, kitti, yolo or folders"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="output folder"),
+    force: bool = typer.Option(False, "--force", help="export into a non-empty folder"),
+    sensor: list[str] = typer.Option(
+        [], "--sensor", help="export only these cameras (repeatable; default: all)"
+    ),
+) -> None:
+    """Export a dataset as COCO, KITTI, YOLO or plain folders of images and point clouds."""
+    from simgen.io.exporters import FORMATS
+    from simgen.io.exporters import export as run_export
+
+    if fmt not in FORMATS:
+        raise SimgenError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    summary = run_export(dataset, fmt, out_dir, force=force, sensors=sensor or None)
+    out.print(
+        f"wrote [bold]{summary.out}[/] ({fmt}): {summary.frames} frames, {summary.objects} "
+        f"objects in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)"
+    )
+
+
 def main() -> None:
     app()
 

@@ -17,9 +17,11 @@ schema_version: 1
 simulation: {duration: 0.25}
 objects:
   - {name: floor, class: floor, kind: plane}
-  - {name: cube, class: box, kind: box, size: [0.2, 0.2, 0.2], pose: {position: [0, 0, 0.3]}}
+  - {name: cube, class: box, kind: box, size: [0.2, 0.2, 0.2], pose: {position: [0, 0, 0.3]},
+     keypoints: {top: [0, 0, 0.1]}}
 sensors:
-  - {kind: camera, name: cam, resolution: [48, 32], rate_hz: 8, look_at: {eye: [1, 1, 1], target: [0, 0, 0]}}
+  - {kind: camera, name: cam, resolution: [48, 32], rate_hz: 8, look_at: {eye: [1, 1, 1], target: [0, 0, 0]},
+     labels: [boxes, amodal, keypoints, panoptic, flow, normals]}
   - {kind: lidar, name: lid, elevation_deg: [10, 0, -10, -30], columns: 64, rate_hz: 8, rotation_hz: 20,
      noise: {range_sigma_m: 0.01, dropout: 0.1}, pose: {position: [-1, 0, 0.5]}}
 """

@@ -32,6 +32,13 @@ def test_scene_validates_and_samples(path) -> None:
         assert sample_episode(scene, 2, 0).sampled != a.sampled
 
 
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal values, or the same bytes (float labels use NaN for 'undefined')."""
+    if np.array_equal(a, b):
+        return True
+    return a.dtype.kind == "f" and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
 def _arrays(path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     with h5py.File(path) as f:
@@ -43,7 +50,9 @@ def _arrays(path) -> dict[str, np.ndarray]:
 
 @pytest.mark.gl
 @pytest.mark.parametrize("path", SCENES, ids=lambda p: p.stem)
-def test_scene_renders_with_consistent_labels_and_same_seed_same_bytes(path, sim, tmp_path) -> None:
+def test_scene_renders_with_consistent_labels_verifies_and_same_seed_same_bytes(
+    path, sim, tmp_path
+) -> None:
     from simgen.io.reader import Dataset
     from simgen.run.batch import render_dataset
 
@@ -53,7 +62,12 @@ def test_scene_renders_with_consistent_labels_and_same_seed_same_bytes(path, sim
     a, b = _arrays(tmp_path / "a.h5"), _arrays(tmp_path / "b.h5")
     assert a.keys() == b.keys()
     for key in a:
-        assert np.array_equal(a[key], b[key]), key
+        assert _same(a[key], b[key]), key
+    from simgen.io.verify import verify_dataset
+
+    report = verify_dataset(tmp_path / "a.h5")  # every label agrees with every other
+    assert report.ok, {c.name: (c.worst, c.where) for c in report.checks.values() if not c.ok}
+    assert "box_tight" in report.checks
     with Dataset(tmp_path / "a.h5") as ds:
         assert ds.classes == scene.class_table()
         ep = ds.episode(0)
@@ -61,8 +75,7 @@ def test_scene_renders_with_consistent_labels_and_same_seed_same_bytes(path, sim
         lut = np.zeros(max(class_of) + 1, np.uint16)
         for i, c in class_of.items():
             lut[i] = c
-        kinds = set(ep.sensors.values())
-        assert kinds <= {"camera", "lidar"}
+        assert set(ep.sensors.values()) <= {"camera", "lidar"}
         for name, kind in ep.sensors.items():
             assert ep.num_frames(name) >= 1, name
             for k in range(ep.num_frames(name)):
@@ -75,6 +88,37 @@ def test_scene_renders_with_consistent_labels_and_same_seed_same_bytes(path, sim
                 assert np.array_equal(f["semantic"], lut[f["instance"]])
                 assert np.all((f["depth_m"] > 0) == (f["instance"] > 0))
                 assert len(ids) >= 2, "something is in view"
+
+
+@pytest.mark.gl
+def test_different_seeds_differ(sim, tmp_path) -> None:
+    from simgen.run.batch import render_dataset
+
+    path = next(p for p in SCENES if p.stem == "tabletop")
+    scene = short(path, 0.1)
+    render_dataset(scene, tmp_path / "a.h5", episodes=[0], seed=1, simulator=sim)
+    render_dataset(scene, tmp_path / "b.h5", episodes=[0], seed=2, simulator=sim)
+    a, b = _arrays(tmp_path / "a.h5"), _arrays(tmp_path / "b.h5")
+    assert not np.array_equal(
+        a["episodes/000000/sensors/front/rgb"], b["episodes/000000/sensors/front/rgb"]
+    )
+    assert not np.array_equal(
+        a["episodes/000000/state/position_w"], b["episodes/000000/state/position_w"]
+    )
+
+
+@pytest.mark.gl
+def test_episode_alone_equals_episode_in_a_run(sim, tmp_path) -> None:
+    from simgen.run.batch import render_dataset
+
+    path = next(p for p in SCENES if p.stem == "street")
+    scene = short(path, 0.1)
+    render_dataset(scene, tmp_path / "all.h5", episodes=[0, 1, 2], seed=3, simulator=sim)
+    render_dataset(scene, tmp_path / "one.h5", episodes=[2], seed=3, simulator=sim)
+    a, b = _arrays(tmp_path / "all.h5"), _arrays(tmp_path / "one.h5")
+    for key, value in b.items():
+        if key.startswith("episodes/"):
+            assert _same(a[key], value), key
 
 
 def _check_lidar_frame(f: dict[str, np.ndarray], class_of: dict[int, int], lut: np.ndarray) -> None:

@@ -29,7 +29,18 @@ CONVENTIONS = {
     "columns clockwise seen from above; 0 = no return; points in the sensor body frame; "
     "a frame is the end of its sweep",
     "ranges": "half-open: [start, end)",
+    "box2d": "int32 [u0, v0, u1, v1): half-open pixel window (columns u0..u1-1, rows v0..v1-1)",
+    "per_object_tables": "(F, N, ...) arrays indexed by instance_id - 1, every object of the episode",
+    "flow": "pixels (du, dv) from rigid motion; status 0 none, 1 visible, 2 occluded, 3 leaves",
 }
+
+#: Fields of a LiDAR sensor group that the exporters and ``simgen verify`` read (ragged, one
+#: row per point): the de-skewed points, all in the LiDAR frame at the sweep's end (x forward,
+#: y left, z up; ``pose_w`` maps that frame to the world, as KITTI's motion-compensated clouds),
+#: and intensity and instance ids (the cameras' numbering).
+LIDAR_POINTS = "points_deskewed_s"
+LIDAR_INTENSITY = "intensity"
+LIDAR_INSTANCE = "instance"
 
 
 def conventions_json() -> str:

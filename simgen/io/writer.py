@@ -108,6 +108,7 @@ class DatasetWriter:
             a[k] = v
         classes = self.scene.class_table()
         f.create_dataset("classes", data=np.array(classes, dtype=object), dtype=STR)
+        f.create_dataset("class_is_stuff", data=np.array(self.scene.class_is_stuff(), bool))
         f.create_group("episodes")
 
     # -- episodes -------------------------------------------------------------------------------
@@ -212,6 +213,12 @@ class _EpisodeWriter:
         o.create_dataset(
             "kind", data=np.array([x.kind for x in h.objects], dtype=object), dtype=STR
         )
+        kp = [(x.instance_id, name, p) for x in h.objects for name, p in x.keypoints.items()]
+        if kp:
+            g = self.g.create_group("keypoints")
+            g.create_dataset("instance_id", data=np.array([i for i, _, _ in kp], np.int32))
+            g.create_dataset("name", data=np.array([n for _, n, _ in kp], dtype=object), dtype=STR)
+            g.create_dataset("position_o", data=np.array([p for _, _, p in kp], np.float64))
         self.g.attrs["timestep"] = h.timestep
         self.g.attrs["num_steps"] = h.num_steps
         self.g.attrs["sensors_json"] = json.dumps(h.sensor_kinds)

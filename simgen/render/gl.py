@@ -6,10 +6,14 @@ from the 24-bit depth buffer. simgen changes three things, all in this module:
 * the shaded RGB pass uses ``samples`` samples (1 = no multisampling; on a software rasterizer
   multisampling costs about 40% of the frame);
 * the label pass renders into its own single-sampled float framebuffer with simgen's shaders
-  (``shaders/label.*``): each pixel stores the instance id and the camera-z depth interpolated
-  in float32 from the same rasterization, so ids and depth always agree and depth keeps ~1e-7
-  relative precision instead of the depth buffer's z^2-growing error;
-* all passes render to framebuffers, also on OSMesa (pyrender reads its window buffer there).
+  (``shaders/label.*``): each pixel stores the id of the visual part (1-based; the caller maps
+  parts to instances) and the camera-z depth interpolated in float32 from the same
+  rasterization, so ids and depth always agree and depth keeps ~1e-7 relative precision instead
+  of the depth buffer's z^2-growing error; on request a second float target holds the surface
+  normal in the camera frame;
+* all passes render to framebuffers, also on OSMesa (pyrender reads its window buffer there);
+* :meth:`render_ids` renders chosen nodes alone into a viewport of any size (no occluders: the
+  amodal masks), reading back only the id channel.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ _OVERRIDES = {"segmentation.vert": "label.vert", "segmentation.frag": "label.fra
 
 
 def labeled_mesh_frag() -> str:
-    """pyrender's PBR fragment shader with a second output: (instance id, camera-z depth).
+    """pyrender's PBR fragment shader with two more outputs: (part id, camera-z depth) and the
+    surface normal in the OpenCV camera frame (written only where a third target is bound).
 
     Written once per pyrender version into simgen's cache folder (shader programs are loaded
     from files). Used when one pass produces RGB and labels together (``antialias: 1``).
@@ -46,11 +51,20 @@ def labeled_mesh_frag() -> str:
         head,
         "layout(location = 0) out vec4 frag_color;\n"
         "layout(location = 1) out vec4 frag_label;\n"
+        "layout(location = 2) out vec4 simgen_normal;\n"
         "uniform float simgen_id;\n"
         "uniform mat4 V;\n",
     ).rstrip()[:-1] + (
-        "    // simgen: instance id and camera-z depth, alpha 1 so blending leaves them exact\n"
-        "    frag_label = vec4(simgen_id, -(V * vec4(frag_position, 1.0)).z, 0.0, 1.0);\n}\n"
+        "    // simgen: part id and camera-z depth, alpha 1 so blending leaves them exact\n"
+        "    frag_label = vec4(simgen_id, -(V * vec4(frag_position, 1.0)).z, 0.0, 1.0);\n"
+        "    // simgen: normal facing the camera (as in shaders/label.frag), OpenCV camera frame\n"
+        "    vec3 simgen_g = normalize(cross(dFdx(frag_position), dFdy(frag_position)));\n"
+        "#ifdef NORMAL_LOC\n"
+        "    vec3 simgen_s = normalize(frag_normal);\n"
+        "    simgen_g = dot(simgen_s, simgen_g) < 0.0 ? -simgen_s : simgen_s;\n"
+        "#endif\n"
+        "    vec3 simgen_v = mat3(V) * simgen_g;\n"
+        "    simgen_normal = vec4(simgen_v.x, -simgen_v.y, -simgen_v.z, 1.0);\n}\n"
     )
     digest = hashlib.sha1(patched.encode()).hexdigest()[:12]
     cache = Path(os.environ.get("SIMGEN_CACHE", Path.home() / ".cache" / "simgen")) / "shaders"
@@ -70,6 +84,7 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
     from pyrender.shader_program import ShaderProgramCache
 
     labeled_frag = labeled_mesh_frag()
+    att = [GL.GL_COLOR_ATTACHMENT0, GL.GL_COLOR_ATTACHMENT1, GL.GL_COLOR_ATTACHMENT2]
 
     class LabelShaderCache(ShaderProgramCache):  # type: ignore[misc]
         labeled = False  # set while rendering RGB and labels in one pass
@@ -100,20 +115,43 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             super().__init__(w, h)
             self._program_cache = LabelShaderCache()
             self.samples = n
-            self._fbs: dict[str, tuple[int, ...]] = {}
-            self.label_ids: dict[Any, float] = {}  # node -> instance id, for the one-pass mode
+            self._fbs: dict[str, tuple[Any, ...]] = {}
+            self.label_ids: dict[Any, float] = {}  # node -> part id, for the one-pass mode
             self.one_pass = False
+            self.normals = False  # also render and read the camera-frame normals
+            self._only: list[Any] | None = None  # render_ids: draw only these nodes
 
-        def render_labeled(self, scene: Any, label_ids: dict[Any, float]) -> Any:
-            """RGB, instance ids and depth from one shaded pass (single-sampled)."""
+        def render_labeled(self, scene: Any, label_ids: dict[Any, float], normals: bool) -> Any:
+            """RGB, part ids, depth (and normals) from one shaded pass (single-sampled)."""
             self.label_ids = label_ids
             self.one_pass = True
+            self.normals = normals
             self._program_cache.labeled = True
             try:
                 return self.render(scene, pyrender.RenderFlags.OFFSCREEN)
             finally:
                 self.one_pass = False
+                self.normals = False
                 self._program_cache.labeled = False
+
+        def render_labels(self, scene: Any, seg_map: dict[Any, Any], normals: bool) -> Any:
+            """Part ids, depth (and normals) from the label pass."""
+            self.normals = normals
+            try:
+                flags = pyrender.RenderFlags.SEG | pyrender.RenderFlags.OFFSCREEN
+                return self.render(scene, flags, seg_map)
+            finally:
+                self.normals = False
+
+        def render_ids(self, scene: Any, seg_map: dict[Any, Any]) -> np.ndarray:
+            """(h, w) float32 part ids of only the nodes in ``seg_map``, with no occluders, in
+            the current viewport (which may be any size: a grow-only framebuffer holds it)."""
+            self._only = list(seg_map)
+            try:
+                flags = pyrender.RenderFlags.SEG | pyrender.RenderFlags.OFFSCREEN
+                return self.render(scene, flags, seg_map)  # type: ignore[no-any-return]
+            finally:
+                self._only = None
 
         def _bind_lighting(self, scene: Any, program: Any, node: Any, flags: Any) -> None:
             super()._bind_lighting(scene, program, node, flags)
@@ -125,8 +163,11 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             test rejects hidden fragments before they are shaded; transparent ones last, back
             to front. Key: the distance to the mesh's far side, so a ground plane that spans
             the view is drawn after the objects standing on it."""
-            if self.one_pass:  # after pyrender's clear, which must not touch the label buffer
-                GL.glDrawBuffers(2, [GL.GL_COLOR_ATTACHMENT0, GL.GL_COLOR_ATTACHMENT1])
+            if self._only is not None:
+                return self._only
+            if self.one_pass:  # after pyrender's clear, which must not touch the label buffers
+                k = 3 if self.normals else 2
+                GL.glDrawBuffers(k, att[:k])
             cam = scene.get_pose(scene.main_camera_node)[:3, 3]
             solid: list[tuple[float, int, Any]] = []
             trans: list[tuple[float, int, Any]] = []
@@ -154,37 +195,64 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             dims = (self.viewport_width, self.viewport_height)
             fb = self._fbs.get(name)
             if fb is not None and fb[-1] != dims:
+                have = fb[-1]
+                if name == "ids" and have[0] >= dims[0] and have[1] >= dims[1]:
+                    return fb[0]  # grow-only: a smaller viewport draws into a corner
                 self._drop(name)
+                if name == "ids":
+                    dims = (max(dims[0], have[0]), max(dims[1], have[1]))
                 fb = None
             if fb is None:
+                f32 = GL.GL_RGBA32F
                 if name == "rgb":
                     n = self.samples if self.samples > 1 else 0
                     fb = _framebuffer(GL, GL.GL_RGBA8, dims, n)
                 elif name == "resolve":
                     fb = _framebuffer(GL, GL.GL_RGBA8, dims, 0)
                 elif name == "onepass":
-                    fb = _framebuffer(GL, GL.GL_RGBA8, dims, 0, extra=GL.GL_RGBA32F)
+                    fb = _framebuffer(GL, GL.GL_RGBA8, dims, 0, extra=(f32,))
+                elif name == "onepass_n":
+                    fb = _framebuffer(GL, GL.GL_RGBA8, dims, 0, extra=(f32, f32))
+                elif name == "label_n":
+                    fb = _framebuffer(GL, f32, dims, 0, extra=(f32,))
+                elif name == "ids":
+                    fb = _framebuffer(GL, GL.GL_R32F, dims, 0)
                 else:
-                    fb = _framebuffer(GL, GL.GL_RGBA32F, dims, 0)
+                    fb = _framebuffer(GL, f32, dims, 0)
                 self._fbs[name] = fb
             return fb[0]
 
-        def _configure_forward_pass_viewport(self, flags: Any) -> None:
-            name = (
-                "label"
-                if flags & pyrender.RenderFlags.SEG
-                else "onepass"
-                if self.one_pass
-                else "rgb"
-            )
-            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self._fb(name))
+        def _target(self, flags: Any) -> str:
+            if flags & pyrender.RenderFlags.SEG:
+                if self._only is not None:
+                    return "ids"
+                return "label_n" if self.normals else "label"
             if self.one_pass:
-                # clear the label buffer to (0, 0): background, no depth; then hide it from
-                # pyrender's clear (which uses the sky color); _sorted_mesh_nodes re-enables it
-                GL.glDrawBuffers(2, [GL.GL_COLOR_ATTACHMENT0, GL.GL_COLOR_ATTACHMENT1])
-                GL.glClearBufferfv(GL.GL_COLOR, 1, np.zeros(4, np.float32))
-                GL.glDrawBuffers(1, [GL.GL_COLOR_ATTACHMENT0])
-            GL.glViewport(0, 0, self.viewport_width, self.viewport_height)
+                return "onepass_n" if self.normals else "onepass"
+            return "rgb"
+
+        def _configure_forward_pass_viewport(self, flags: Any) -> None:
+            name = self._target(flags)
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self._fb(name))
+            w, h = self.viewport_width, self.viewport_height
+            if self.one_pass:
+                # clear the label buffers to 0: background, no depth, no normal; then hide them
+                # from pyrender's clear (which uses the sky color); _sorted_mesh_nodes re-enables
+                k = 3 if self.normals else 2
+                GL.glDrawBuffers(k, att[:k])
+                for i in range(1, k):
+                    GL.glClearBufferfv(GL.GL_COLOR, i, np.zeros(4, np.float32))
+                GL.glDrawBuffers(1, att[:1])
+            elif name == "label_n":
+                GL.glDrawBuffers(2, att[:2])
+            elif name in ("label", "ids"):
+                GL.glDrawBuffers(1, att[:1])
+            if name == "ids":  # the viewport may be a corner of a larger buffer: clear only it
+                GL.glEnable(GL.GL_SCISSOR_TEST)
+                GL.glScissor(0, 0, w, h)
+            else:
+                GL.glDisable(GL.GL_SCISSOR_TEST)
+            GL.glViewport(0, 0, w, h)
             GL.glEnable(GL.GL_DEPTH_TEST)
             GL.glDepthMask(GL.GL_TRUE)
             GL.glDepthFunc(GL.GL_LESS)
@@ -192,11 +260,20 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
 
         def _read_main_framebuffer(self, scene: Any, flags: Any) -> Any:
             w, h = self.viewport_width, self.viewport_height
+            name = self._target(flags)
+            if name == "ids":
+                GL.glDisable(GL.GL_SCISSOR_TEST)
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._fb("ids"))
+                GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT0)
+                return _read(GL, w, h, GL.GL_RED, 1)[..., 0]
             if self.one_pass:
-                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._fb("onepass"))
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._fb(name))
                 GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT1)
-                raw = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_FLOAT)
-                labels = np.flip(np.frombuffer(raw, np.float32).reshape(h, w, 4), 0)
+                labels = _read(GL, w, h, GL.GL_RG, 2)
+                normals = None
+                if self.normals:
+                    GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT2)
+                    normals = np.ascontiguousarray(_read(GL, w, h, GL.GL_RGB, 3))
                 GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT0)
                 buf = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
                 rgb = np.flip(np.frombuffer(buf, np.uint8).reshape(h, w, 4), 0)[..., :3]
@@ -204,12 +281,18 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
                     np.ascontiguousarray(rgb),
                     labels[..., 0].astype(np.uint32),
                     np.ascontiguousarray(labels[..., 1]),
+                    normals,
                 )
             if flags & pyrender.RenderFlags.SEG:
-                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._fb("label"))
-                raw = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_FLOAT)
-                data = np.flip(np.frombuffer(raw, np.float32).reshape(h, w, 4), 0)
-                return data[..., 0].astype(np.uint32), np.ascontiguousarray(data[..., 1])
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._fb(name))
+                GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT0)
+                data = _read(GL, w, h, GL.GL_RG, 2)
+                normals = None
+                if self.normals:
+                    GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT1)
+                    normals = np.ascontiguousarray(_read(GL, w, h, GL.GL_RGB, 3))
+                    GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT0)
+                return data[..., 0].astype(np.uint32), np.ascontiguousarray(data[..., 1]), normals
             source = self._fb("rgb")
             if self.samples > 1:
                 GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, source)
@@ -230,12 +313,28 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
     return SimgenRenderer(width, height, samples)
 
 
+def _read(GL: Any, w: int, h: int, fmt: int, channels: int) -> np.ndarray:
+    """(h, w, channels) float32 of the bound read buffer, row 0 at the top of the image."""
+    import ctypes
+
+    from OpenGL.raw.GL.VERSION.GL_1_0 import glReadPixels  # PyOpenGL 3.1.0 lacks GL_RG sizes
+
+    GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 4)
+    out = np.empty((h, w, channels), np.float32)
+    glReadPixels(0, 0, w, h, fmt, GL.GL_FLOAT, out.ctypes.data_as(ctypes.c_void_p))
+    return np.flip(out, 0)
+
+
 def _framebuffer(
-    GL: Any, color_format: int, dims: tuple[int, int], samples: int, extra: int | None = None
+    GL: Any,
+    color_format: int,
+    dims: tuple[int, int],
+    samples: int,
+    extra: tuple[int, ...] = (),
 ) -> tuple[Any, ...]:
-    """(framebuffer, renderbuffers..., dims): color 0, optional color 1 (``extra``), depth."""
+    """(framebuffer, renderbuffers..., dims): color 0, more colors (``extra``), depth."""
     w, h = dims
-    formats = [color_format] + ([extra] if extra is not None else []) + [GL.GL_DEPTH_COMPONENT24]
+    formats = [color_format, *extra, GL.GL_DEPTH_COMPONENT24]
     rbs = [int(x) for x in np.atleast_1d(GL.glGenRenderbuffers(len(formats)))]
     fb = GL.glGenFramebuffers(1)
     GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, fb)

@@ -1,10 +1,13 @@
 """Camera rendering with pyrender: RGB, depth and instance ids from the same geometry.
 
-Two passes per camera frame:
+Two passes per camera frame (one when RGB is not multisampled, see :mod:`simgen.render.gl`):
 
-1. a shaded pass (PBR, 4x MSAA) gives RGB;
-2. a flat segmentation pass without multisampling gives instance ids and depth from the same
-   rasterization, so every labeled pixel has exactly one object and a depth that belongs to it.
+1. a shaded pass (PBR, optional MSAA) gives RGB;
+2. a flat label pass without multisampling gives part ids (hence instance ids), depth and
+   optionally normals from the same rasterization, so every labeled pixel has exactly one object
+   and a depth that belongs to it.
+
+:meth:`Renderer.render_alone` renders single objects without occluders (amodal masks).
 
 The renderer is an engine: it owns one GL context (one ``OffscreenRenderer``) for its lifetime
 and keeps meshes uploaded across episodes (keyed by geometry and appearance).
@@ -34,6 +37,8 @@ class CameraImages:
     rgb: np.ndarray | None  # (H, W, 3) uint8
     depth_m: np.ndarray  # (H, W) float32
     instance: np.ndarray  # (H, W) uint16, 0 = background
+    part: np.ndarray | None = None  # (H, W) uint32, 1 + index into the loaded parts, 0 = none
+    normals_c: np.ndarray | None = None  # (H, W, 3) float32 unit normals, OpenCV camera frame
 
 
 def _encode_id(i: int) -> tuple[int, int, int]:
@@ -73,7 +78,7 @@ class Renderer:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def _gl(self, width: int, height: int, samples: int) -> Any:
+    def _gl(self, width: int, height: int, samples: int | None) -> Any:
         """Our GL renderer (see :mod:`simgen.render.gl`), current and sized for this camera."""
         if self._offscreen is None:
             from OpenGL import GL
@@ -81,7 +86,7 @@ class Renderer:
             from simgen.render.gl import GLContext
 
             try:
-                ctx = GLContext(width, height, samples)
+                ctx = GLContext(width, height, samples or 1)
             except RenderBackendError:
                 raise
             except Exception as e:
@@ -96,7 +101,8 @@ class Renderer:
         off._platform.make_current()
         gl = off._renderer
         gl.viewport_width, gl.viewport_height = width, height
-        gl.set_samples(samples)
+        if samples is not None:
+            gl.set_samples(samples)
         return gl
 
     def close(self) -> None:
@@ -127,11 +133,16 @@ class Renderer:
         self._part_nodes = []
         self._seg_map = {}
         self._label_ids: dict[Any, float] = {}
-        for part in parts:
+        self._nodes_of: dict[int, list[Any]] = {}
+        # the label pass writes part ids (1-based); parts map to instances through this table
+        self.part_instance = np.zeros(len(parts) + 1, np.uint16)
+        for i, part in enumerate(parts):
             node = self.scene.add(self._mesh(part), pose=np.eye(4))
             self._part_nodes.append(node)
-            self._seg_map[node] = _encode_id(part.instance_id)
-            self._label_ids[node] = float(part.instance_id)
+            self._seg_map[node] = _encode_id(i + 1)
+            self._label_ids[node] = float(i + 1)
+            self._nodes_of.setdefault(part.instance_id, []).append(node)
+            self.part_instance[i + 1] = part.instance_id
         self._light_nodes = []
         for light in scene.lights:
             made = self._light(light)
@@ -239,12 +250,33 @@ class Renderer:
         *,
         rgb: bool = True,
         antialias: int = 1,
+        normals: bool = False,
     ) -> CameraImages:
-        """Render one camera. ``k`` in OpenCV convention; ``pose_w_c`` is camera-to-world (OpenCV)."""
+        """Render one camera. ``k`` in OpenCV convention; ``pose_w_c`` is camera-to-world (OpenCV).
+        ``normals``: also the camera-frame surface normals of the label pass."""
         pr = self.pyrender
         w, h = resolution
+        self._set_camera(k, near, far, pose_w_c)
+        flags = pr.RenderFlags
+        color = None
+        gl = self._gl(w, h, antialias)
+        try:
+            if rgb and antialias == 1 and self.one_pass:
+                # RGB and labels from the same single-sampled rasterization
+                color, ids, depth, nrm = gl.render_labeled(self.scene, self._label_ids, normals)
+            else:
+                if rgb:
+                    color, _ = gl.render(self.scene, flags.OFFSCREEN)
+                ids, depth, nrm = gl.render_labels(self.scene, self._seg_map, normals)
+        finally:
+            self._offscreen._platform.make_uncurrent()
+        return CameraImages(
+            rgb=color, depth_m=depth, instance=self.part_instance[ids], part=ids, normals_c=nrm
+        )
+
+    def _set_camera(self, k: np.ndarray, near: float, far: float, pose_w_c: np.ndarray) -> None:
         # OpenCV puts pixel centers at integer coordinates, OpenGL at half-integers.
-        cam = pr.IntrinsicsCamera(
+        cam = self.pyrender.IntrinsicsCamera(
             fx=k[0, 0], fy=k[1, 1], cx=k[0, 2] + 0.5, cy=k[1, 2] + 0.5, znear=near, zfar=far
         )
         pose_gl = pose_w_c @ CV_TO_GL
@@ -254,20 +286,47 @@ class Renderer:
             self._camera_node.camera = cam
             self.scene.set_pose(self._camera_node, pose_gl)
         self.scene.main_camera_node = self._camera_node
-        flags = pr.RenderFlags
-        color = None
-        gl = self._gl(w, h, antialias)
+
+    def render_alone(
+        self,
+        k: np.ndarray,
+        near: float,
+        far: float,
+        pose_w_c: np.ndarray,
+        regions: dict[int, tuple[int, int, int, int]],
+    ) -> dict[int, np.ndarray]:
+        """Masks of single objects rendered with nothing else in the scene (amodal masks).
+
+        ``regions`` maps instance ids to pixel windows ``(u0, v0, u1, v1)`` (half-open, in the
+        camera's pixel grid; they may extend beyond the image). Each object is rasterized
+        exactly as in the full frame, but only inside its window; the result is a boolean
+        ``(v1 - v0, u1 - u0)`` mask per instance. Poses are those of the last :meth:`update`.
+        """
+        out: dict[int, np.ndarray] = {}
+        if not regions:
+            return out
+        gl = None
         try:
-            if rgb and antialias == 1 and self.one_pass:
-                # RGB and labels from the same single-sampled rasterization
-                color, ids, depth = gl.render_labeled(self.scene, self._label_ids)
-            else:
-                if rgb:
-                    color, _ = gl.render(self.scene, flags.OFFSCREEN)
-                ids, depth = gl.render(self.scene, flags.SEG | flags.OFFSCREEN, self._seg_map)
+            for inst, (u0, v0, u1, v1) in regions.items():
+                nodes = self._nodes_of.get(inst, [])
+                w, h = u1 - u0, v1 - v0
+                if not nodes or w <= 0 or h <= 0:
+                    out[inst] = np.zeros((max(h, 0), max(w, 0)), bool)
+                    continue
+                # the same projection, shifted: pixel (u, v) of the window is (u0 + u, v0 + v)
+                kw = k.copy()
+                kw[0, 2] -= u0
+                kw[1, 2] -= v0
+                self._set_camera(kw, near, far, pose_w_c)
+                if gl is None:
+                    gl = self._gl(w, h, None)
+                gl.viewport_width, gl.viewport_height = w, h
+                ids = gl.render_ids(self.scene, {n: self._seg_map[n] for n in nodes})
+                out[inst] = ids > 0
         finally:
-            self._offscreen._platform.make_uncurrent()
-        return CameraImages(rgb=color, depth_m=depth, instance=ids.astype(np.uint16))
+            if gl is not None:
+                self._offscreen._platform.make_uncurrent()
+        return out
 
 
 def _gl_string(GL: Any, name: int) -> str:

@@ -13,7 +13,7 @@ The episode loop (:mod:`simgen.run.episode`) calls each at its step, in time ord
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import singledispatch
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from simgen.render.renderer import Renderer
+from simgen.run.records import SensorFrame
 from simgen.scene.sensors import CameraSensor, LidarSensor, SensorBase
 from simgen.scene.types import value
 from simgen.sensors.camera import (
@@ -44,6 +45,13 @@ class CaptureContext:
     params: Any = None  # the episode's EpisodeParams (random streams: params.rng(...))
     raycaster_factory: Any = None  # () -> simgen.sensors.raycast.RayCaster
     cache: dict[Any, Any] = field(default_factory=dict)  # per-episode state of sensor kinds
+    # world poses at the current tick, set by sync_renderer (labels use the same poses)
+    part_poses_w: np.ndarray | None = None  # (P, 4, 4) visual parts
+    object_poses_w: np.ndarray | None = None  # (N, 4, 4) object frames
+    # camera ground truth (simgen.run.labeling): per-episode geometry, one labeler per camera
+    geometry: Any = None
+    labelers: dict[str, Any] = field(default_factory=dict)
+    hulls: dict[str, np.ndarray] = field(default_factory=dict)  # kept across episodes
 
     @property
     def renderer(self) -> Renderer:
@@ -55,9 +63,27 @@ class CaptureContext:
         """The renderer, with every part moved to the world's current state (once per tick)."""
         r = self.renderer
         if not self.poses_synced:
-            r.update(self.world.part_poses_w(), _light_poses(self.world, r))
+            w = self.world
+            self.part_poses_w = w.part_poses_w()
+            self.object_poses_w = (
+                np.stack([w.link_poses_w(b)[-1] for b in w.bodies])
+                if w.bodies
+                else np.zeros((0, 4, 4))
+            )
+            r.update(self.part_poses_w, _light_poses(w, r))
             self.poses_synced = True
         return r
+
+    def release(self, frame: SensorFrame) -> Iterator[SensorFrame]:
+        """The frames complete once ``frame`` is captured (a camera with optical flow holds
+        each frame until its next one; see :mod:`simgen.run.labeling`)."""
+        labeler = self.labelers.get(frame.sensor)
+        yield from [frame] if labeler is None else labeler.release(frame)
+
+    def release_all(self) -> Iterator[SensorFrame]:
+        """Frames still held at the end of the episode."""
+        for labeler in self.labelers.values():
+            yield from labeler.release_all()
 
 
 def _light_poses(world: PhysicsWorld, r: Renderer) -> dict[int, np.ndarray]:
@@ -119,6 +145,7 @@ def _(spec: CameraSensor, ctx: CaptureContext, parts: Sequence[Any] = ()) -> Cap
         pose_w_c,
         rgb="rgb" in spec.outputs,
         antialias=int(spec.antialias),
+        normals="normals" in spec.labels,
     )
     arrays: dict[str, np.ndarray] = {}
     if imgs.rgb is not None:
@@ -131,7 +158,13 @@ def _(spec: CameraSensor, ctx: CaptureContext, parts: Sequence[Any] = ()) -> Cap
         arrays["semantic"] = ctx.semantic_lut[imgs.instance]
     extr = np.linalg.inv(pose_w_c)
     arrays["extrinsics_w2c"] = extr
-    return pose_w_c, arrays, {"K": k}, {}
+    ragged: dict[str, np.ndarray] = {}
+    if spec.labels:
+        from simgen.run.labeling import labeler_for
+
+        labels, ragged = labeler_for(ctx, spec).label(ctx, imgs, k, pose_w_c)
+        arrays.update(labels)
+    return pose_w_c, arrays, {"K": k}, ragged
 
 
 # -- LiDAR (simgen.run.lidar_capture) -------------------------------------------------------------

@@ -17,6 +17,7 @@ from simgen.random.sample import EpisodeParams, sample_episode
 from simgen.run.capture import CaptureContext, capture, capture_part, capture_plan
 from simgen.run.records import EpisodeHeader, ObjectInfo, Record, SensorFrame, StateRecord
 from simgen.scene.schema import Scene
+from simgen.scene.types import vec
 from simgen.sim.assets import AssetResolver
 from simgen.sim.visuals import MeshLibrary
 from simgen.sim.world import PhysicsWorld
@@ -32,6 +33,8 @@ class Simulator:
         self._renderer: Any = None
         self._raycaster: Any = None
         self.timings: dict[str, float] = {}
+        self.label_timings: dict[str, dict[str, float]] = {}  # camera -> label family -> s
+        self._hulls: dict[str, np.ndarray] = {}  # convex hulls of visual parts, for 3D boxes
 
     def renderer(self) -> Any:
         if self._renderer is None:
@@ -72,7 +75,9 @@ class Simulator:
 
     def run(self, params: EpisodeParams) -> Iterator[Record]:
         """Run one resolved episode. Yields an :class:`EpisodeHeader`, then per tick a
-        :class:`StateRecord` followed by that tick's :class:`SensorFrame` s."""
+        :class:`StateRecord` followed by that tick's :class:`SensorFrame` s. A camera with
+        the ``flow`` label yields each frame one capture late (forward flow needs the next
+        frame); each sensor's frames stay in order."""
         scene = params.scene
         assets = AssetResolver.for_scene(scene.base_dir, self.asset_roots)
         t0 = time.perf_counter()
@@ -110,6 +115,7 @@ class Simulator:
                 semantic_lut=lut,
                 params=params,
                 raycaster_factory=self.raycaster,
+                hulls=self._hulls,
             )
 
             def take_parts() -> None:
@@ -122,7 +128,14 @@ class Simulator:
 
             yield EpisodeHeader(
                 objects=[
-                    ObjectInfo(b.instance_id, b.name, b.class_id, classes[b.class_id], b.spec.kind)  # type: ignore[attr-defined]
+                    ObjectInfo(
+                        b.instance_id,
+                        b.name,
+                        b.class_id,
+                        classes[b.class_id],
+                        b.spec.kind,  # type: ignore[attr-defined]
+                        {name: tuple(vec(p)) for name, p in b.spec.keypoints.items()},
+                    )
                     for b in world.bodies
                 ],
                 class_table=classes,
@@ -153,7 +166,7 @@ class Simulator:
                     parts = pending.pop((spec.name, frame), [])
                     pose, arrays, static, ragged = capture(spec, ctx, parts)
                     self.timings["sensors"] += time.perf_counter() - t2
-                    yield SensorFrame(
+                    sframe = SensorFrame(
                         sensor=spec.name,
                         kind=spec.kind,
                         index=frame_counts[spec.name],
@@ -166,3 +179,9 @@ class Simulator:
                         ragged=ragged,
                     )
                     frame_counts[spec.name] += 1
+                    t3 = time.perf_counter()
+                    done = list(ctx.release(sframe))
+                    self.timings["sensors"] += time.perf_counter() - t3
+                    yield from done
+            yield from ctx.release_all()
+            self.label_timings = {name: dict(lab.timings) for name, lab in ctx.labelers.items()}

@@ -16,6 +16,7 @@ class ObjectInfo:
     class_id: int
     class_name: str
     kind: str
+    keypoints: dict[str, tuple[float, ...]] = field(default_factory=dict)  # name -> object frame
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,9 @@ class StateRecord:
 @dataclass(frozen=True)
 class SensorFrame:
     """One capture of one sensor. ``arrays`` holds the sensor's outputs by name
-    (camera: ``rgb``, ``depth_m``, ``instance``, ``semantic``); ``pose_w`` is the sensor's
-    world pose at capture (camera: the OpenCV optical frame, camera-to-world)."""
+    (camera: ``rgb``, ``depth_m``, ``instance``, ``semantic`` and the label arrays of
+    docs/labels.md); ``pose_w`` is the sensor's world pose at capture (camera: the OpenCV
+    optical frame, camera-to-world)."""
 
     sensor: str
     kind: str

@@ -55,6 +55,18 @@ class Material(Strict_):
     )
 
 
+KeypointName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$",
+        description="letters, digits, '_', '-', '.'",
+    ),
+]
+MAX_KEYPOINTS = 256
+
+
 class Velocity(Strict_):
     """Initial velocity of a dynamic object, in the world frame."""
 
@@ -73,6 +85,12 @@ class ObjectBase(Strict_):
     velocity: Velocity = Velocity()
     material: Material | None = Field(
         default=None, description="appearance; for URDF/mesh assets it replaces their own"
+    )
+    keypoints: dict[KeypointName, Vec3] = Field(
+        default_factory=dict,
+        max_length=MAX_KEYPOINTS,
+        description="named points in the object frame (m; for URDF assets the base link frame); "
+        "every camera with the 'keypoints' label stores their projections and visibility",
     )
 
     @model_validator(mode="after")

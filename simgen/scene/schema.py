@@ -60,6 +60,11 @@ class Scene(Strict_):
         default=None,
         description="fixed class table order (ids 1..N); default: order of first appearance",
     )
+    stuff: list[ClassName] | None = Field(
+        default=None,
+        description="classes that are amorphous regions ('stuff': floor, walls, road) rather "
+        "than countable things; default: the classes used only by plane objects",
+    )
     background: Color = Field(default=(0.55, 0.65, 0.8), description="sky / clear color")
     simulation: Simulation = Simulation()
     objects: list[SceneObject] = Field(default_factory=list, max_length=MAX_OBJECTS)
@@ -106,7 +111,31 @@ class Scene(Strict_):
                 )
             if BACKGROUND_CLASS in self.classes:
                 raise FieldValueError(("classes",), "'background' is implicit (id 0); remove it")
+        if self.stuff is not None:
+            _unique(self.stuff, "stuff", "class")
+            table = self.class_table()
+            for i, name in enumerate(self.stuff):
+                if name not in table[1:]:
+                    raise FieldValueError(
+                        ("stuff", i),
+                        f"class {name!r} is not in the class table; classes are: "
+                        + ", ".join(table[1:]),
+                    )
         return self
+
+    def stuff_classes(self) -> set[str]:
+        """Names of the 'stuff' classes (see the ``stuff`` field); the rest are 'things'."""
+        if self.stuff is not None:
+            return set(self.stuff)
+        kinds: dict[str, set[str]] = {}
+        for o in self.objects:
+            kinds.setdefault(o.class_name, set()).add(o.kind)
+        return {c for c, k in kinds.items() if k == {"plane"}}
+
+    def class_is_stuff(self) -> list[bool]:
+        """Per class id (index into :meth:`class_table`): is it a 'stuff' class? (background: no)"""
+        stuff = self.stuff_classes()
+        return [False] + [c in stuff for c in self.class_table()[1:]]
 
     def class_table(self) -> list[str]:
         """Class names by id: index 0 is 'background', then the scene's classes."""

@@ -33,6 +33,18 @@ MAX_RESOLUTION = 8192
 CameraOutput = Literal["rgb", "depth", "instance", "semantic"]
 CAMERA_OUTPUTS: tuple[CameraOutput, ...] = ("rgb", "depth", "instance", "semantic")
 
+CameraLabel = Literal["boxes", "amodal", "keypoints", "panoptic", "flow", "normals"]
+CAMERA_LABELS: tuple[CameraLabel, ...] = (
+    "boxes",
+    "amodal",
+    "keypoints",
+    "panoptic",
+    "flow",
+    "normals",
+)
+#: Labels computed when a camera does not list its own: the ones that need no extra rendering.
+DEFAULT_CAMERA_LABELS: tuple[CameraLabel, ...] = ("boxes", "keypoints", "panoptic")
+
 
 class FovIntrinsics(Strict_):
     """Pinhole camera from the vertical field of view; square pixels, centered principal point."""
@@ -108,6 +120,13 @@ class CameraSensor(SensorBase):
     near: PosNum = Field(default=0.05, description="near clip plane, meters")
     far: PosNum = Field(default=100.0, description="far clip plane, meters")
     outputs: list[CameraOutput] = Field(default_factory=lambda: list(CAMERA_OUTPUTS))
+    labels: list[CameraLabel] = Field(
+        default_factory=lambda: list(DEFAULT_CAMERA_LABELS),
+        description="ground truth computed per frame (docs/labels.md): boxes (2D tight and 3D "
+        "boxes), amodal (masks/boxes without occluders, visibility, truncation: one extra "
+        "render per object in view), keypoints, panoptic, flow (optical and scene flow to "
+        "the previous and next frame), normals (camera frame)",
+    )
     antialias: Literal[1, 2, 4, 8] = Field(
         default=1,
         description="samples per pixel of the RGB image (multisampling); labels are never blended",
@@ -115,14 +134,16 @@ class CameraSensor(SensorBase):
 
     @model_validator(mode="after")
     def _clip(self) -> CameraSensor:
+        if len(set(self.outputs)) != len(self.outputs):
+            raise ValueError("outputs lists a value twice")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels lists a value twice")
         try:
             near, far = value(self.near), value(self.far)
         except TypeError:
             return self
         if near >= far:
             raise ValueError(f"near ({near}) must be below far ({far})")
-        if len(set(self.outputs)) != len(self.outputs):
-            raise ValueError("outputs lists a value twice")
         return self
 
 
