@@ -26,7 +26,7 @@ objects:
 sensors:
   - {kind: camera, name: cam, resolution: [96, 72], rate_hz: 2, look_at: {eye: [1.5, -1.2, 1.0], target: [0, 0, 0.1]}}
 """)
-    header, states, frames = run_frames(sim, scene)
+    _header, states, frames = run_frames(sim, scene)
     assert list(tmp_path.glob("vhacd/*.obj")), "the decomposition is cached"
     last = states[-1].objects
     # both dynamic meshes fell and came to rest on the floor (not through it; a mesh's own
@@ -94,7 +94,7 @@ sensors:
   - {kind: camera, name: fixed, resolution: [200, 40], rate_hz: 2, intrinsics: {fov_deg: 30},
      look_at: {eye: [0, 0, 1], target: [3, 0, 1]}}
 """)
-    _, states, frames = run_frames(sim, scene)
+    _, _states, frames = run_frames(sim, scene)
     onboard = [f for f in frames if f.sensor == "onboard"]
     # the attached camera moved with the cart: 4 m/s along y for 0.5 s
     dy = onboard[1].pose_w[1, 3] - onboard[0].pose_w[1, 3]
@@ -114,7 +114,7 @@ def test_missing_asset_is_a_clear_error(sim) -> None:
 schema_version: 1
 objects: [{name: thing, class: thing, kind: urdf, asset: 'pybullet:no_such_thing.urdf'}]
 """)
-    with pytest.raises(AssetError, match="no_such_thing.urdf"):
+    with pytest.raises(AssetError, match=r"no_such_thing\.urdf"):
         run_frames(sim, scene)
     scene = scene_from("""
 schema_version: 1
