@@ -20,8 +20,12 @@ class CaptureContext:
     world: PhysicsWorld
     renderer_factory: Any  # () -> Renderer, created on first use
     semantic_lut: np.ndarray  # instance id -> class id
+    # () -> (version, light specs, background): light/background changes from scenarios and
+    # per-frame values; applied to the renderer when the version changes
+    render_state: Any = None
     poses_synced: bool = False
     _renderer: Renderer | None = None
+    _render_version: int = 0
 
     @property
     def renderer(self) -> Renderer:
@@ -33,7 +37,17 @@ class CaptureContext:
         """The renderer, with every part moved to the world's current state (once per tick)."""
         r = self.renderer
         if not self.poses_synced:
-            r.update(self.world.part_poses_w(), _light_poses(self.world, r))
+            active = self.world.part_active()
+            r.update(
+                self.world.part_poses_w(),
+                _light_poses(self.world, r),
+                visible=None if active.all() else active,
+            )
+            if self.render_state is not None:
+                version, lights, background = self.render_state()
+                if version != self._render_version:
+                    r.set_lights(lights, background)
+                    self._render_version = version
             self.poses_synced = True
         return r
 

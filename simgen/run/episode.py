@@ -1,21 +1,25 @@
-"""Run episodes: sample -> simulate -> sense, yielding records in time order.
+"""Run episodes: sample -> place -> simulate -> sense, yielding records in time order.
 
 :class:`Simulator` is the long-lived engine of a worker: it keeps the GL context and the mesh
 cache across episodes; every episode gets a fresh physics client that is closed at its end.
+Scenario events fire at their exact physics steps (:mod:`simgen.scenario.runtime`); optional
+:class:`Callbacks` see every step, frame and event.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simgen.random.sample import EpisodeParams, sample_episode
+from simgen.random.sample import EpisodeParams
 from simgen.run.capture import CaptureContext, capture
 from simgen.run.records import EpisodeHeader, ObjectInfo, Record, SensorFrame, StateRecord
+from simgen.scenario.runtime import ActionContext, FiredEvent, ScenarioRuntime
 from simgen.scene.schema import Scene
 from simgen.scene.types import value
 from simgen.sensors.camera import CaptureSchedule
@@ -24,12 +28,37 @@ from simgen.sim.visuals import MeshLibrary
 from simgen.sim.world import PhysicsWorld
 
 
-class Simulator:
-    """Runs episodes; owns the renderer (GL context) and mesh cache across them."""
+@dataclass
+class Callbacks:
+    """Python hooks into a running episode (all optional, called in time order).
 
-    def __init__(self, *, gl: str | None = None, asset_roots: tuple[str | Path, ...] = ()) -> None:
+    ``on_step(ctx)`` runs at every physics step s, after the scenario actions of s and before
+    the state at s is recorded (``ctx`` is an :class:`~simgen.scenario.runtime.ActionContext`:
+    it may read and change the world, deterministically); ``on_frame(frame)`` gets every
+    :class:`SensorFrame`; ``on_event(event, ctx)`` every event as it fires.
+    """
+
+    on_step: Callable[[ActionContext], None] | None = None
+    on_frame: Callable[[SensorFrame], None] | None = None
+    on_event: Callable[[FiredEvent, ActionContext], None] | None = None
+
+
+class Simulator:
+    """Runs episodes; owns the renderer (GL context) and mesh cache across them.
+
+    ``registry`` (:class:`simgen.registry.Registry`) holds the custom samplers and actions the
+    scenes may name."""
+
+    def __init__(
+        self,
+        *,
+        gl: str | None = None,
+        asset_roots: tuple[str | Path, ...] = (),
+        registry: Any = None,
+    ) -> None:
         self.gl = gl
         self.asset_roots = tuple(Path(r) for r in asset_roots)
+        self.registry = registry
         self.meshes = MeshLibrary()
         self._renderer: Any = None
         self.timings: dict[str, float] = {}
@@ -56,17 +85,69 @@ class Simulator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def episode(self, scene: Scene, seed: int, index: int) -> Iterator[Record]:
-        """Sample episode ``index`` of ``scene`` with base seed ``seed`` and run it."""
-        return self.run(sample_episode(scene, seed, index))
+    def prepare(
+        self, scene: Scene, seed: int, index: int, *, num_episodes: int | None = None
+    ) -> EpisodeParams:
+        """The final parameters of episode ``index``: sampled, scattered objects placed and
+        settled, ``require`` met (:func:`simgen.run.prepare.prepare_episode`)."""
+        from simgen.run.prepare import prepare_episode
 
-    def run(self, params: EpisodeParams) -> Iterator[Record]:
-        """Run one resolved episode. Yields an :class:`EpisodeHeader`, then per tick a
-        :class:`StateRecord` followed by that tick's :class:`SensorFrame` s."""
+        t0 = time.perf_counter()
+        params = prepare_episode(
+            scene,
+            seed,
+            index,
+            num_episodes=num_episodes,
+            registry=self.registry,
+            asset_roots=self.asset_roots,
+            meshes=self.meshes,
+        )
+        self.prepare_seconds = time.perf_counter() - t0
+        return params
+
+    def episode(
+        self,
+        scene: Scene,
+        seed: int,
+        index: int,
+        *,
+        num_episodes: int | None = None,
+        callbacks: Callbacks | None = None,
+    ) -> Iterator[Record]:
+        """Prepare episode ``index`` of ``scene`` with base seed ``seed`` and run it."""
+        return self.run(self.prepare(scene, seed, index, num_episodes=num_episodes), callbacks)
+
+    def frames(
+        self,
+        scene: Scene,
+        seed: int,
+        index: int,
+        *,
+        num_episodes: int | None = None,
+        callbacks: Callbacks | None = None,
+    ) -> Iterator[SensorFrame]:
+        """The sensor frames of one episode, in time order (interactive use)."""
+        for rec in self.episode(scene, seed, index, num_episodes=num_episodes, callbacks=callbacks):
+            if isinstance(rec, SensorFrame):
+                yield rec
+
+    def run(self, params: EpisodeParams, callbacks: Callbacks | None = None) -> Iterator[Record]:
+        """Run one prepared episode. Yields an :class:`EpisodeHeader`, then per tick a
+        :class:`StateRecord` followed by that tick's :class:`SensorFrame` s, then the
+        episode's :class:`~simgen.run.records.EpisodeEvents`."""
+        if not params.placed:
+            raise ValueError(
+                "these parameters have scattered objects not yet placed: get them from "
+                "Simulator.prepare (or simgen.run.prepare.prepare_episode), not sample_episode"
+            )
+        cb = callbacks or Callbacks()
         scene = params.scene
         assets = AssetResolver.for_scene(scene.base_dir, self.asset_roots)
         t0 = time.perf_counter()
         with PhysicsWorld(params, assets=assets, meshes=self.meshes) as world:
+            runtime = ScenarioRuntime(
+                params, world, registry=self.registry, on_event=cb.on_event
+            )
             self.timings = {"build": time.perf_counter() - t0, "physics": 0.0, "sensors": 0.0}
             classes = scene.class_table()
             lut = np.zeros(len(world.bodies) + 1, dtype=np.uint16)
@@ -88,7 +169,12 @@ class Simulator:
                 renderer_loaded = True
                 return r
 
-            ctx = CaptureContext(world=world, renderer_factory=factory, semantic_lut=lut)
+            ctx = CaptureContext(
+                world=world,
+                renderer_factory=factory,
+                semantic_lut=lut,
+                render_state=lambda: (runtime.render_version, runtime.lights, runtime.background),
+            )
             yield EpisodeHeader(
                 objects=[
                     ObjectInfo(b.instance_id, b.name, b.class_id, classes[b.class_id], b.spec.kind)  # type: ignore[attr-defined]
@@ -100,31 +186,64 @@ class Simulator:
                 ticks_steps=tick_steps,
                 sensor_kinds={s.name: s.kind for s in scene.sensors},
             )
-            frame_counts = {s.name: 0 for s in scene.sensors}
-            step_sets = {name: set(steps.tolist()) for name, steps in schedules.items()}
-            for tick, step in enumerate(tick_steps.tolist()):
+            yield from self._loop(world, runtime, ctx, scene, schedules, tick_steps, cb)
+            yield runtime.labels(tick_steps)
+
+    def _loop(
+        self,
+        world: PhysicsWorld,
+        runtime: ScenarioRuntime,
+        ctx: CaptureContext,
+        scene: Scene,
+        schedules: dict[str, np.ndarray],
+        tick_steps: np.ndarray,
+        cb: Callbacks,
+    ) -> Iterator[Record]:
+        """Step through ``[0, end)``: scenario actions and callbacks at every step, records at
+        ticks. Without scenarios the world stops at the last tick, as nothing after it is seen;
+        with them it runs to the episode's end so late events are labeled too."""
+        frame_counts = {s.name: 0 for s in scene.sensors}
+        step_sets = {name: set(steps.tolist()) for name, steps in schedules.items()}
+        ticks = tick_steps.tolist()
+        end = world.num_steps if runtime.busy else ticks[-1] + 1
+        busy = runtime.busy
+        tick = 0
+        for step in range(end):
+            if step > 0:
                 t1 = time.perf_counter()
-                while world.step_index < step:
-                    world.step()
+                world.step()
                 self.timings["physics"] += time.perf_counter() - t1
-                yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
-                ctx.poses_synced = False
-                for spec in scene.sensors:
-                    if step not in step_sets[spec.name]:
-                        continue
-                    t2 = time.perf_counter()
-                    pose, arrays, static, ragged = capture(spec, ctx)
-                    self.timings["sensors"] += time.perf_counter() - t2
-                    yield SensorFrame(
-                        sensor=spec.name,
-                        kind=spec.kind,
-                        index=frame_counts[spec.name],
-                        tick=tick,
-                        step=step,
-                        time=world.time,
-                        pose_w=pose,
-                        arrays=arrays,
-                        static=static,
-                        ragged=ragged,
-                    )
-                    frame_counts[spec.name] += 1
+            if busy:
+                runtime.at_step(step)
+            if cb.on_step is not None:
+                cb.on_step(ActionContext(runtime, step, None))
+            if tick >= len(ticks) or ticks[tick] != step:
+                continue
+            runtime.at_tick(tick)
+            yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
+            ctx.poses_synced = False
+            for spec in scene.sensors:
+                if step not in step_sets[spec.name]:
+                    continue
+                t2 = time.perf_counter()
+                pose, arrays, static, ragged = capture(spec, ctx)
+                if "rgb" in arrays:
+                    arrays["rgb"] = runtime.apply_camera_faults(spec.name, step, tick, arrays["rgb"])
+                self.timings["sensors"] += time.perf_counter() - t2
+                frame = SensorFrame(
+                    sensor=spec.name,
+                    kind=spec.kind,
+                    index=frame_counts[spec.name],
+                    tick=tick,
+                    step=step,
+                    time=world.time,
+                    pose_w=pose,
+                    arrays=arrays,
+                    static=static,
+                    ragged=ragged,
+                )
+                frame_counts[spec.name] += 1
+                if cb.on_frame is not None:
+                    cb.on_frame(frame)
+                yield frame
+            tick += 1

@@ -1,0 +1,94 @@
+"""Built-in scenario templates, expanded into plain events and triggers (pure functions).
+
+Each template reads the episode's resolved scene (object poses at t = 0, duration, sensor kinds)
+and returns the events and triggers it stands for, so the resolved scene records exactly what
+will happen. docs/scenarios.md shows the expansion of each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simgen.scenario import spec
+from simgen.scene.objects import CylinderObject, Velocity
+from simgen.scene.types import Pose
+
+#: Pedestrian proxies stand on the ground plane z = 0.
+GROUND_Z = 0.0
+
+
+def pedestrian_object(p: spec.PedestrianCrossingParams, vehicle_z: float = 0.0) -> CylinderObject:
+    """The pedestrian proxy: an upright frictionless cylinder in the vehicle's heading frame,
+    ``ahead`` m in front, ``lateral`` m to the left, walking across at ``speed``."""
+    h, r = float(p.height), float(p.radius)  # type: ignore[arg-type]
+    lateral = float(p.lateral)  # type: ignore[arg-type]
+    side = -1.0 if lateral >= 0 else 1.0
+    return CylinderObject(
+        name=p.name,
+        class_name=p.class_name,
+        radius=r,
+        length=h,
+        mass=70.0,
+        friction=0.0,
+        pose=Pose(position=(float(p.ahead), lateral, GROUND_Z + h / 2 + 0.002 - vehicle_z)),  # type: ignore[arg-type]
+        velocity=Velocity(linear=(0.0, side * float(p.speed), 0.0)),  # type: ignore[arg-type]
+    )
+
+
+def _position(objects: list[dict[str, Any]], name: str) -> list[float]:
+    o = next(o for o in objects if o["name"] == name)
+    return [float(v) for v in o["pose"]["position"]]
+
+
+def expand(template: Any, scene: dict[str, Any]) -> tuple[list[spec.Event], list[spec.Trigger]]:
+    """Events and triggers of a resolved template; ``scene`` is the resolved scene as data."""
+    objects = scene["objects"]
+    if isinstance(template, spec.FallOffTable):
+        p = template.fall_off_table
+        z0 = _position(objects, p.object)[2]
+        push = spec.PushOff(
+            push_off=spec.PushOffParams(
+                object=p.object, surface=p.surface, direction_deg=p.direction_deg
+            )
+        )
+        fell = spec.BelowZ(below_z=spec.BelowZParams(object=p.object, z=z0 - float(p.drop)))  # type: ignore[arg-type]
+        return (
+            [spec.Event(name="push", at=p.at, action=push)],
+            [spec.Trigger(name="fell", when=fell, action=spec.Mark())],
+        )
+    if isinstance(template, spec.PedestrianCrossing):
+        q = template.pedestrian_crossing
+        ped = pedestrian_object(q, _position(objects, q.vehicle)[2])
+        spawn = spec.Spawn(spawn=spec.SpawnParams(object=ped, relative_to=q.vehicle))
+        near = spec.DistanceBelow(
+            distance_below=spec.DistanceBelowParams(a=q.vehicle, b=q.name, distance=q.near_miss)
+        )
+        return (
+            [spec.Event(name="pedestrian_appears", at=q.at, action=spawn)],
+            [spec.Trigger(name="near_miss", when=near, action=spec.Mark())],
+        )
+    if isinstance(template, spec.FogBank):
+        f = template.fog_bank
+        duration = float(f.duration) or max(0.0, float(scene["simulation"]["duration"]) - float(f.at))  # type: ignore[arg-type]
+        fog = spec.Weather(weather={"fog_density": f.density})
+        return [spec.Event(name="fog_bank", at=f.at, duration=duration, action=fog)], []
+    if isinstance(template, spec.LensOcclusion):
+        o = template.lens_occlusion
+        params: dict[str, Any] = {"camera": o.camera, "kind": "occlusion", "radius": o.radius}
+        params["opacity"] = o.opacity
+        if o.center is not None:
+            params["center"] = o.center
+        fault = spec.CameraFault(camera_fault=spec.CameraFaultParams(**params))
+        return [spec.Event(name="lens_occlusion", at=o.at, duration=o.duration, action=fault)], []
+    if isinstance(template, spec.SensorDropout):
+        d = template.sensor_dropout
+        kind = next(s["kind"] for s in scene["sensors"] if s["name"] == d.sensor)
+        action: Any
+        if kind == "camera":
+            action = spec.CameraFault(
+                camera_fault=spec.CameraFaultParams(camera=d.sensor, kind="blackout")
+            )
+        else:
+            action = spec.LidarFault(lidar_fault=spec.LidarFaultParams(lidar=d.sensor, kind="dropout"))
+        return [spec.Event(name="sensor_dropout", at=d.at, duration=d.duration, action=action)], []
+    raise NotImplementedError(f"no expansion for template {type(template).__name__}")
