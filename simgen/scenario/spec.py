@@ -156,7 +156,10 @@ class CameraFaultParams(Strict_):
     @model_validator(mode="after")
     def _relevant(self) -> CameraFaultParams:
         allowed = set(CAMERA_FAULT_PARAMS[self.kind]) | {"camera", "kind"}
-        extra = sorted(self.model_fields_set - allowed)
+        fields = type(self).model_fields
+        extra = sorted(
+            n for n in self.model_fields_set - allowed if getattr(self, n) != fields[n].default
+        )
         if extra:
             raise ValueError(
                 f"camera fault {self.kind!r} takes no {extra}; it takes "
