@@ -211,16 +211,14 @@ def sample_episode(
 
 
 def _validate(data: dict[str, Any], scene: Scene) -> Scene:
+    from simgen.scene.loader import _data_path
+
     try:
         resolved = Scene.model_validate(data, context={"resolved": True})
     except ValidationError as e:
         problems = []
         for err in e.errors(include_url=False):
-            loc = tuple(
-                p
-                for p in err["loc"]
-                if not isinstance(p, str) or p not in ("value", "distribution")
-            )
+            loc = _data_path(tuple(err["loc"]), data)  # the path in the data, without union tags
             sub = getattr((err.get("ctx") or {}).get("error"), "path", None)
             if isinstance(sub, tuple):
                 loc = (*loc, *sub)

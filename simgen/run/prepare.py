@@ -9,7 +9,6 @@ accepted sample does not depend on anything but the attempts before it.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +35,6 @@ def prepare_episode(
     meshes: Any = None,
 ) -> EpisodeParams:
     """The final parameters of episode ``index`` (see the module doc)."""
-    t0 = time.perf_counter()
     constrained = bool(scene.require)
     max_tries = scene.randomization.max_tries if constrained else 1
     failures: Counter[str] = Counter()
@@ -62,7 +60,6 @@ def prepare_episode(
         if not failed:
             info = dict(params.placement)
             info["constraint_failures"] = dict(failures)
-            info["seconds"] = round(time.perf_counter() - t0, 6)
             return replace(params, placement=info)
         failures.update(f"require[{i}]" for i in failed)
     raise SamplingError(_rejection_message(scene, index, max_tries, failures))

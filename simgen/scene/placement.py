@@ -269,7 +269,8 @@ def describe_constraint(c: Any) -> str:
 
 
 class SettleSettings(Strict_):
-    """When scattered objects count as at rest (checked every 1/10 s of simulated time)."""
+    """When scattered objects count as at rest: their mean speeds over each 1/10 s of
+    simulated time (displacement and rotation divided by the time) below the tolerances."""
 
     max_time: float = Field(default=2.0, gt=0, le=60, description="s of settling at most")
     linear_tolerance: float = Field(default=0.02, gt=0, description="m/s")

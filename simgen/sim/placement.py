@@ -6,8 +6,9 @@ initial pose, scenarios are left out). For each scattered object, in order, pose
 its region and orientation until its convex collision shape keeps ``min_gap`` from everything
 placed before (pybullet's closest-point query; supports and planes only must not be
 penetrated). Then the world steps until every settling object is at rest (speeds below the
-tolerances of ``randomization.settle``) or ``max_time`` has passed. The resulting poses become
-the objects' poses in the episode's resolved scene.
+tolerances of ``randomization.settle``) or ``max_time`` has passed, with their motion damped so
+that rolling objects stop. The resulting poses become the objects' poses (at rest) in the
+episode's resolved scene.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from simgen.scene.types import EulerOrientation, value, vec
 from simgen.sim.world import PhysicsWorld
 
 PENETRATION_TOL = -1e-4  # m: supports and planes may touch, not be penetrated
+#: pybullet damping (velocity factor per second 1 - d) and rolling/spinning friction while
+#: settling, so that rolling and rocking objects come to rest; the episode runs without them
+SETTLE_LINEAR_DAMPING = 0.9
+SETTLE_ANGULAR_DAMPING = 0.99
+SETTLE_ROLLING_FRICTION = 0.01
 
 
 @dataclass
@@ -227,17 +233,35 @@ def _settle(
     max_steps = max(1, math.ceil(s.max_time / dt))
     ang_tol = math.radians(s.angular_tolerance_deg)
     idx = [world.body(n).instance_id - 1 for n in names]
+    c = world.client
+    for n in names:
+        body = world.body(n).body_id
+        for link in range(-1, c.getNumJoints(body)):
+            c.changeDynamics(
+                body,
+                link,
+                linearDamping=SETTLE_LINEAR_DAMPING,
+                angularDamping=SETTLE_ANGULAR_DAMPING,
+                rollingFriction=SETTLE_ROLLING_FRICTION,
+                spinningFriction=SETTLE_ROLLING_FRICTION,
+            )
     steps, at_rest = 0, False
+    prev = world.object_states()
     while steps < max_steps:
-        for _ in range(min(every, max_steps - steps)):
+        n = min(every, max_steps - steps)
+        for _ in range(n):
             world.step()
         steps = world.step_index
         st = world.object_states()
-        lin = np.linalg.norm(st.linear_velocity_w[idx], axis=1)
-        ang = np.linalg.norm(st.angular_velocity_w[idx], axis=1)
+        # mean speeds over the interval: robust to contact jitter that does not move anything
+        span = n * dt
+        lin = np.linalg.norm(st.position_w[idx] - prev.position_w[idx], axis=1) / span
+        dots = np.abs(np.sum(st.quat_wxyz_w[idx] * prev.quat_wxyz_w[idx], axis=1))
+        ang = 2 * np.arccos(np.clip(dots, 0.0, 1.0)) / span
         if np.all(lin < s.linear_tolerance) and np.all(ang < ang_tol):
             at_rest = True
             break
+        prev = st
     st = world.object_states()
     for n, i in zip(names, idx, strict=True):
         result.poses[n] = (st.position_w[i].copy(), st.quat_wxyz_w[i].copy())
