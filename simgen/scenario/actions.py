@@ -69,11 +69,14 @@ def teleport(
 ) -> None:
     c = world.client
     b = world.body(name)
+    v, w = c.getBaseVelocity(b.body_id)
     t_com = pose_matrix(position, quat_wxyz) @ b.com_in_frame
     c.resetBasePositionAndOrientation(
         b.body_id, t_com[:3, 3].tolist(), wxyz_to_xyzw(matrix_to_quat(t_com[:3, :3])).tolist()
     )
-    if not keep_velocity:
+    if keep_velocity:  # (pybullet clears the velocity when it moves a body)
+        c.resetBaseVelocity(b.body_id, list(v), list(w))
+    else:
         c.resetBaseVelocity(b.body_id, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
 
 
@@ -103,10 +106,15 @@ def heading_frame(world: PhysicsWorld, name: str) -> np.ndarray:
     return h
 
 
-def spawn(world: PhysicsWorld, spec: ObjectBase, relative_to: str | None) -> None:
-    """Put a spawnable object into the world at its pose (in ``relative_to``'s heading frame)."""
+def spawn(
+    world: PhysicsWorld, spec: ObjectBase, relative_to: str | None, absolute_z: bool = False
+) -> None:
+    """Put a spawnable object into the world at its pose (in ``relative_to``'s heading frame;
+    with ``absolute_z`` the pose's z is a world height)."""
     if relative_to is not None:
         h = heading_frame(world, relative_to)
+        if absolute_z:
+            h[2, 3] = 0.0
         t = h @ pose_matrix(vec(spec.pose.position), _quat(spec.pose))
         r = h[:3, :3]
         pose = Pose(

@@ -196,7 +196,7 @@ class ScenarioRuntime:
     def _apply(self, ev: FiredEvent, kind: str, p: Any, durative: bool) -> None:
         w = self.world
         if kind == "spawn":
-            act.spawn(w, self._spawnable.get(p.object.name, p.object), p.relative_to)
+            act.spawn(w, self._spawnable.get(p.object.name, p.object), p.relative_to, p.absolute_z)
         elif kind == "remove":
             w.deactivate(p.object)
         elif kind in ("impulse", "set_velocity", "teleport", "push_off") and not self._active(p.object):
@@ -220,7 +220,7 @@ class ScenarioRuntime:
         elif kind == "weather":
             hook = getattr(self.registry, "weather", None)
             if hook is not None:
-                hook(ActionContext(self, ev.start_step, ev), **{k: value(v) for k, v in p.weather.items()})
+                hook(ActionContext(self, ev.start_step, ev), **{k: value(v) for k, v in p.items()})
         elif kind == "camera_fault":
             self._camera_faults.append(_CameraFault(ev, p, {}))
         elif kind == "lidar_fault":

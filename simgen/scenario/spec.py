@@ -42,6 +42,9 @@ class SpawnParams(Strict_):
         description="pose and velocity are in this object's heading frame at spawn time "
         "(origin at its origin, x along its heading, z up)",
     )
+    absolute_z: bool = Field(
+        default=False, description="with relative_to: the pose's z is a world height"
+    )
 
 
 class Spawn(Strict_):

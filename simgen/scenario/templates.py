@@ -17,7 +17,7 @@ from simgen.scene.types import Pose
 GROUND_Z = 0.0
 
 
-def pedestrian_object(p: spec.PedestrianCrossingParams, vehicle_z: float = 0.0) -> CylinderObject:
+def pedestrian_object(p: spec.PedestrianCrossingParams) -> CylinderObject:
     """The pedestrian proxy: an upright frictionless cylinder in the vehicle's heading frame,
     ``ahead`` m in front, ``lateral`` m to the left, walking across at ``speed``."""
     h, r = float(p.height), float(p.radius)  # type: ignore[arg-type]
@@ -30,7 +30,7 @@ def pedestrian_object(p: spec.PedestrianCrossingParams, vehicle_z: float = 0.0) 
         length=h,
         mass=70.0,
         friction=0.0,
-        pose=Pose(position=(float(p.ahead), lateral, GROUND_Z + h / 2 + 0.002 - vehicle_z)),  # type: ignore[arg-type]
+        pose=Pose(position=(float(p.ahead), lateral, GROUND_Z + h / 2 + 0.002)),  # type: ignore[arg-type]
         velocity=Velocity(linear=(0.0, side * float(p.speed), 0.0)),  # type: ignore[arg-type]
     )
 
@@ -58,8 +58,10 @@ def expand(template: Any, scene: dict[str, Any]) -> tuple[list[spec.Event], list
         )
     if isinstance(template, spec.PedestrianCrossing):
         q = template.pedestrian_crossing
-        ped = pedestrian_object(q, _position(objects, q.vehicle)[2])
-        spawn = spec.Spawn(spawn=spec.SpawnParams(object=ped, relative_to=q.vehicle))
+        ped = pedestrian_object(q)
+        spawn = spec.Spawn(
+            spawn=spec.SpawnParams(object=ped, relative_to=q.vehicle, absolute_z=True)
+        )
         near = spec.DistanceBelow(
             distance_below=spec.DistanceBelowParams(a=q.vehicle, b=q.name, distance=q.near_miss)
         )
