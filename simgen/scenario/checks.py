@@ -30,10 +30,11 @@ def spawned_objects(scenario: spec.Scenario) -> list[Any]:
         if isinstance(a, spec.Spawn)
     ]
     t = scenario.template
-    if isinstance(t, spec.PedestrianCrossing):
-        from simgen.scenario.templates import pedestrian_object
+    if isinstance(t, spec.PedestrianCrossing):  # (its size may still be random: a stand-in)
+        from simgen.scene.objects import CylinderObject
 
-        out.append(pedestrian_object(t.pedestrian_crossing))
+        p = t.pedestrian_crossing
+        out.append(CylinderObject(name=p.name, class_name=p.class_name, radius=1.0, length=1.0))
     return out
 
 
