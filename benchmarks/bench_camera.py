@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simgen.random.sample import sample_episode
+from simgen.run.prepare import prepare_episode
 from simgen.render.renderer import Renderer
 from simgen.run.capture import CaptureContext, capture
 from simgen.scene.loader import load_scene
@@ -70,7 +70,7 @@ def main() -> None:
         load_scene(ROOT / "scenes" / "tabletop.yaml"), args.width, args.height
     )
     cam = next(s for s in scene.sensors if s.name == "front")
-    params = sample_episode(scene, 0, 0)
+    params = prepare_episode(scene, 0, 0)
     meshes = MeshLibrary()
     results: dict[str, float] = {}
     with (

@@ -201,7 +201,7 @@ scenarios:
     assert ev.name == ["push", "fell"] and ev.start_step[0] == 40
     z = np.array([s.position_w[2][2] for s in states])
     assert z[-1] < 0.2  # on the floor
-    assert np.all(z[: ev.start_step[1]] >= 0.75 - 0.15 - 1e-9) and z[ev.start_step[1]] < 0.6
+    assert np.all(z[: ev.start_step[1]] >= 0.7 - 0.1) and z[ev.start_step[1]] < 0.6
 
 
 def test_pedestrian_crossing_template() -> None:

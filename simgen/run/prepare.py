@@ -77,7 +77,10 @@ def _place_and_check(
     assets = AssetResolver.for_scene(params.scene.base_dir, tuple(Path(r) for r in asset_roots))
     world_params = params.with_scene(settle_scene(params))
     with PhysicsWorld(
-        world_params, assets=assets, meshes=meshes if meshes is not None else MeshLibrary()
+        world_params,
+        assets=assets,
+        meshes=meshes if meshes is not None else MeshLibrary(),
+        placing=True,
     ) as world:
         result = place_and_settle(world, params) if params.scatter else PlacementResult()
         failed = check(world, params)

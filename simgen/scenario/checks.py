@@ -152,7 +152,7 @@ def _check_action(
 def _check_condition(c: Any, path: Path_, names: set[str]) -> None:
     kind = spec.condition_kind(c)
     p = getattr(c, kind)
-    for field in ("a", "b", "object"):
+    for field in ("a", "b", "object", "surface"):
         v = getattr(p, field, None)
         if isinstance(v, str):
             _need(v, names, (*path, kind, field), "object")

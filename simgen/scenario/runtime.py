@@ -131,6 +131,7 @@ class ScenarioRuntime:
         self.lights = list(params.scene.lights)
         self.background = tuple(value(c) for c in params.scene.background)
         self.render_version = 0
+        self._tops: dict[str, float] = {}
         self.frame_names: list[str] = []
         self.frame_values: list[list[float]] = []
 
@@ -249,6 +250,14 @@ class ScenarioRuntime:
         t, _ = act.frame_state(self.world, name)
         return t[:3, 3]
 
+    def _top(self, surface: str) -> float:
+        """Top of a surface's bounding box (cached: supports are static)."""
+        from simgen.sim.placement import body_aabb
+
+        if surface not in self._tops:
+            self._tops[surface] = float(body_aabb(self.world, self.world.body(surface).body_id)[1][2])
+        return self._tops[surface]
+
     def _holds(self, cond: Any) -> bool:
         kind = spec.condition_kind(cond)
         p = getattr(cond, kind)
@@ -264,6 +273,9 @@ class ScenarioRuntime:
         if kind == "below_z":
             x = self._pos(p.object)
             return x is not None and float(x[2]) < value(p.z)
+        if kind == "below_top_of":
+            x = self._pos(p.object)
+            return x is not None and float(x[2]) < self._top(p.surface) - value(p.margin)
         # contact
         if not self._active(p.a) or (p.b is not None and not self._active(p.b)):
             return False

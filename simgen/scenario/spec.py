@@ -302,11 +302,25 @@ class BelowZ(Strict_):
     below_z: BelowZParams
 
 
+class BelowTopOfParams(Strict_):
+    object: Name
+    surface: Name
+    margin: NonNegNum = Field(default=0.1, description="m below the top of the surface")
+
+
+class BelowTopOf(Strict_):
+    """The object's origin is more than ``margin`` below the top of ``surface``'s bounding box
+    (it fell off the table or shelf)."""
+
+    below_top_of: BelowTopOfParams
+
+
 CONDITIONS: dict[str, type[Strict_]] = {
     "distance_below": DistanceBelow,
     "in_region": InRegion,
     "contact": Contact,
     "below_z": BelowZ,
+    "below_top_of": BelowTopOf,
 }
 Condition = one_key_union(CONDITIONS, "a condition", "condition")
 
@@ -348,7 +362,9 @@ class FallOffTableParams(Strict_):
     direction_deg: Num | None = Field(
         default=None, description="push heading about world z; default: away from the surface center"
     )
-    drop: PosNum = Field(default=0.15, description="m below its start height that counts as fallen")
+    drop: PosNum = Field(
+        default=0.1, description="m below the surface's top that counts as fallen off"
+    )
 
 
 class FallOffTable(Strict_):

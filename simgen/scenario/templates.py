@@ -35,23 +35,18 @@ def pedestrian_object(p: spec.PedestrianCrossingParams) -> CylinderObject:
     )
 
 
-def _position(objects: list[dict[str, Any]], name: str) -> list[float]:
-    o = next(o for o in objects if o["name"] == name)
-    return [float(v) for v in o["pose"]["position"]]
-
-
 def expand(template: Any, scene: dict[str, Any]) -> tuple[list[spec.Event], list[spec.Trigger]]:
     """Events and triggers of a resolved template; ``scene`` is the resolved scene as data."""
-    objects = scene["objects"]
     if isinstance(template, spec.FallOffTable):
         p = template.fall_off_table
-        z0 = _position(objects, p.object)[2]
         push = spec.PushOff(
             push_off=spec.PushOffParams(
                 object=p.object, surface=p.surface, direction_deg=p.direction_deg
             )
         )
-        fell = spec.BelowZ(below_z=spec.BelowZParams(object=p.object, z=z0 - float(p.drop)))  # type: ignore[arg-type]
+        fell = spec.BelowTopOf(
+            below_top_of=spec.BelowTopOfParams(object=p.object, surface=p.surface, margin=p.drop)
+        )
         return (
             [spec.Event(name="push", at=p.at, action=push)],
             [spec.Trigger(name="fell", when=fell, action=spec.Mark())],

@@ -77,7 +77,13 @@ class PhysicsWorld:
         assets: AssetResolver,
         meshes: MeshLibrary,
         pybullet_visuals: bool = False,
+        placing: bool = False,
     ) -> None:
+        if not params.placed and not placing:
+            raise ValueError(
+                "these parameters have scattered objects not yet placed: get them from "
+                "simgen.run.prepare.prepare_episode (or Simulator.prepare), not sample_episode"
+            )
         self._pybullet_visuals = pybullet_visuals
         self._assets, self._meshes = assets, meshes
         self.params = params
