@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simgen.run.prepare import prepare_episode
 from simgen.render.renderer import Renderer
 from simgen.run.capture import CaptureContext, capture
+from simgen.run.prepare import prepare_episode
 from simgen.scene.loader import load_scene
 from simgen.sensors.camera import (
     intrinsics_matrix,

@@ -37,7 +37,11 @@ def brake(ctx: ActionContext, deceleration: float) -> None:
     if speed < 1e-3:
         return
     force = -CAR_MASS * deceleration * v / speed
-    ctx.fire("brake", Force(force={"object": "car", "force": tuple(force.tolist())}), duration=speed / deceleration)
+    ctx.fire(
+        "brake",
+        Force(force={"object": "car", "force": tuple(force.tolist())}),
+        duration=speed / deceleration,
+    )
 
 
 def build_scene(width: int, height: int) -> simgen.Scene:
@@ -47,7 +51,9 @@ def build_scene(width: int, height: int) -> simgen.Scene:
         simulation=simgen.Simulation(duration=4.0, timestep=0.01),
         classes=["road", "vehicle", "pedestrian"],
         objects=[
-            simgen.Plane(name="road", class_name="road", material=simgen.Material(color=(0.25, 0.25, 0.27))),
+            simgen.Plane(
+                name="road", class_name="road", material=simgen.Material(color=(0.25, 0.25, 0.27))
+            ),
             simgen.Box(
                 name="car",
                 class_name="vehicle",
@@ -86,7 +92,9 @@ def build_scene(width: int, height: int) -> simgen.Scene:
                     {
                         "name": "brake",
                         "when": {"distance_below": {"a": "car", "b": "pedestrian", "distance": 12}},
-                        "action": {"call": {"name": "brake", "args": {"deceleration": DECELERATION}}},
+                        "action": {
+                            "call": {"name": "brake", "args": {"deceleration": DECELERATION}}
+                        },
                     }
                 ],
             )

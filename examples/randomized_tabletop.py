@@ -26,8 +26,16 @@ def color_temperature(rng: np.random.Generator, kelvin: list[float]) -> list[flo
     (Tanner Helland's fit of the Planckian locus, normalized to the brightest channel)."""
     t = float(rng.uniform(*kelvin)) / 100.0
     r = 255.0 if t <= 66 else 329.698727446 * (t - 60) ** -0.1332047592
-    g = 99.4708025861 * math.log(t) - 161.1195681661 if t <= 66 else 288.1221695283 * (t - 60) ** -0.0755148492
-    b = 255.0 if t >= 66 else (0.0 if t <= 19 else 138.5177312231 * math.log(t - 10) - 305.0447927307)
+    g = (
+        99.4708025861 * math.log(t) - 161.1195681661
+        if t <= 66
+        else 288.1221695283 * (t - 60) ** -0.0755148492
+    )
+    b = (
+        255.0
+        if t >= 66
+        else (0.0 if t <= 19 else 138.5177312231 * math.log(t - 10) - 305.0447927307)
+    )
     rgb = np.clip([r, g, b], 0, 255)
     return [float(c) for c in rgb / rgb.max()]
 
@@ -44,7 +52,9 @@ def build_scene(width: int, height: int, duration: float) -> simgen.Scene:
                 size=(20, 20),
                 material=simgen.Material(color=dist.hsv(saturation=(0, 0.3), value=(0.3, 0.7))),
             ),
-            simgen.Urdf(name="table", class_name="table", asset="pybullet:table/table.urdf", static=True),
+            simgen.Urdf(
+                name="table", class_name="table", asset="pybullet:table/table.urdf", static=True
+            ),
         ],
         scatter=[
             simgen.Scatter(
@@ -96,7 +106,12 @@ def main() -> None:
     scene = build_scene(w, h, args.duration)
     with simgen.Simulator(registry=registry) as sim:
         summary = simgen.render_dataset(
-            scene, args.out, episodes=range(args.episodes), seed=args.seed, simulator=sim, overwrite=True
+            scene,
+            args.out,
+            episodes=range(args.episodes),
+            seed=args.seed,
+            simulator=sim,
+            overwrite=True,
         )
     print(f"wrote {summary.path}: {len(summary.episodes)} episodes, {summary.frames} frames")
     with simgen.open_dataset(args.out) as ds:

@@ -70,7 +70,9 @@ def test_uniform_rotation_is_haar() -> None:
     angle = 2 * np.arccos(np.clip(qs[:, 0], -1, 1))
     assert ks(angle, lambda t: (t - np.sin(t)) / np.pi) > P_MIN
     # negative control: angles uniform in [0, pi] are not Haar rotations
-    assert ks(np.random.default_rng(0).uniform(0, np.pi, N), lambda t: (t - np.sin(t)) / np.pi) < 1e-6
+    assert (
+        ks(np.random.default_rng(0).uniform(0, np.pi, N), lambda t: (t - np.sin(t)) / np.pi) < 1e-6
+    )
 
 
 def test_axis_rotation() -> None:
@@ -86,7 +88,10 @@ def test_axis_rotation() -> None:
 def test_points_in_regions() -> None:
     p = np.array(draws(dist.in_box((1, 2, 3), (2, 4, 0))))
     assert np.all(p[:, 2] == 3)
-    assert ks(p[:, 0], stats.uniform(0, 2).cdf) > P_MIN and ks(p[:, 1], stats.uniform(0, 4).cdf) > P_MIN
+    assert (
+        ks(p[:, 0], stats.uniform(0, 2).cdf) > P_MIN
+        and ks(p[:, 1], stats.uniform(0, 4).cdf) > P_MIN
+    )
     c = np.array([0.5, -1.0, 2.0])
     p = np.array(draws(dist.in_sphere(c, 2.0))) - c
     r = np.linalg.norm(p, axis=1)
@@ -134,7 +139,7 @@ def test_files_pools_and_confinement(tmp_path: Path) -> None:
     assert dist.files("pybullet:random_urdfs", "*/*.urdf", 20, 4).candidates(ctx) != members
     with pytest.raises(AssetError, match="outside the allowed folders"):
         dist.files("/etc", "*").candidates(ctx)
-    with pytest.raises(ValueError, match="without '..'"):
+    with pytest.raises(ValueError, match=r"without '\.\.'"):
         dist.files("pybullet:", "../*")
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -233,11 +238,21 @@ def test_sampled_values_are_checked_against_the_field() -> None:
         ("pose: {orientation: {random: {}}}", "objects[1].pose.orientation", "uniform_rotation"),
         ("material: {color: {hsb: {}}}", "objects[1].material.color", "hsv"),
         ("mass: {uniform: [2, 1]}", "objects[1].mass.uniform", None),
-        ("pose: {position: {in_sphere: {center: [0, 0, 0], radius: -1}}}", "objects[1].pose.position.in_sphere.radius", None),
-        ("material: {color: [1, 0, 0], metallic: {per_frame: {uniform: [0, 1]}}}", "objects[1].material.metallic", None),
+        (
+            "pose: {position: {in_sphere: {center: [0, 0, 0], radius: -1}}}",
+            "objects[1].pose.position.in_sphere.radius",
+            None,
+        ),
+        (
+            "material: {color: [1, 0, 0], metallic: {per_frame: {uniform: [0, 1]}}}",
+            "objects[1].material.metallic",
+            None,
+        ),
     ],
 )
-def test_bad_distributions_point_at_their_line(tmp_path: Path, snippet: str, field: str, allowed) -> None:
+def test_bad_distributions_point_at_their_line(
+    tmp_path: Path, snippet: str, field: str, allowed
+) -> None:
     text = f"""schema_version: 1
 objects:
   - {{name: floor, class: floor, kind: plane}}
@@ -256,6 +271,10 @@ objects:
 
 
 def test_choice_values_must_be_plain() -> None:
-    scene = scene_from(SCENE.replace("mass: {schedule: {start: [1, 2], end: [5, 6]}}", "mass: {choice: [{uniform: [1, 2]}]}"))
+    scene = scene_from(
+        SCENE.replace(
+            "mass: {schedule: {start: [1, 2], end: [5, 6]}}", "mass: {choice: [{uniform: [1, 2]}]}"
+        )
+    )
     with pytest.raises(SamplingError, match="plain values"):
         sample_episode(scene, 0, 0, num_episodes=1)

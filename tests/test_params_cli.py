@@ -34,7 +34,9 @@ def test_params_tables_and_json(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     recs = json.loads(r.stdout)
     assert [x["episode"] for x in recs] == [0, 1, 2, 3]
-    assert all(set(x["sampled"]) == {"objects[1].mass", "objects[1].pose.position[2]"} for x in recs)
+    assert all(
+        set(x["sampled"]) == {"objects[1].mass", "objects[1].pose.position[2]"} for x in recs
+    )
     assert sum(x["scenarios"]["bump"] for x in recs) == 2  # quota 0.5 of 4
     assert all((x["events"] != []) == x["scenarios"]["bump"] for x in recs)
     assert all(x["dataset_size"] == 4 and x["tries"] == 1 for x in recs)

@@ -109,7 +109,9 @@ def test_same_seed_same_placement_and_different_seeds_differ() -> None:
 
 def test_a_region_too_small_fails_with_a_clear_error() -> None:
     text = TABLE.replace("count: {randint: [6, 9]}", "count: 60").replace("SETTLE", "max_tries: 20")
-    with pytest.raises(SamplingError, match=r"scatter 'clutter': could not place clutter_\d+ .*20 tries"):
+    with pytest.raises(
+        SamplingError, match=r"scatter 'clutter': could not place clutter_\d+ .*20 tries"
+    ):
         prepare_episode(scene_from(text), 0, 0)
 
 
@@ -156,7 +158,9 @@ def test_visibility_constraint_by_rejection_sampling() -> None:
     from simgen.sim.constraints import visible_fraction
 
     scene = scene_from(
-        OCCLUDED.replace("MAX", "200").replace("REQUIRE", "[{visible: {object: target, camera: cam, min_fraction: 0.5}}]")
+        OCCLUDED.replace("MAX", "200").replace(
+            "REQUIRE", "[{visible: {object: target, camera: cam, min_fraction: 0.5}}]"
+        )
     )
     tries = []
     for i in range(6):
@@ -176,7 +180,9 @@ def test_visibility_constraint_by_rejection_sampling() -> None:
 @pytest.mark.gl
 def test_visible_objects_are_in_the_rendered_image(sim) -> None:
     scene = scene_from(
-        OCCLUDED.replace("MAX", "200").replace("REQUIRE", "[{visible: {object: target, camera: cam, min_fraction: 0.3}}]")
+        OCCLUDED.replace("MAX", "200").replace(
+            "REQUIRE", "[{visible: {object: target, camera: cam, min_fraction: 0.3}}]"
+        )
     )
     from simgen.sim.constraints import visible_fraction
 
@@ -216,7 +222,8 @@ def test_impossible_constraints_name_the_constraint_and_the_acceptance_rate() ->
 
 def test_in_view_counts_a_scatter_group() -> None:
     text = TABLE.replace("SETTLE", "settle: true").replace(
-        "scatter:", "require: [{in_view: {camera: cam, min: 5, group: clutter, min_fraction: 0.2}}]\nscatter:"
+        "scatter:",
+        "require: [{in_view: {camera: cam, min: 5, group: clutter, min_fraction: 0.2}}]\nscatter:",
     )
     from simgen.sim.constraints import visible_fraction
 

@@ -60,7 +60,11 @@ scenarios:
 
 def simgen(*args: str) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "simgen.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, "-m", "simgen.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
 
@@ -70,7 +74,9 @@ def contents(path: Path, group: str) -> dict:
     with h5py.File(path) as f:
         g = f[group]
         out["attrs"] = {k: v for k, v in g.attrs.items()}
-        g.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+        g.visititems(
+            lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None
+        )
     return out
 
 
@@ -91,18 +97,32 @@ def test_episode_alone_is_byte_identical_to_the_same_episode_of_a_full_run(sim, 
 
     scene_file = tmp_path / "scene.yaml"
     scene_file.write_text(SCENE)
-    render_dataset(scene_from(SCENE, tmp_path), tmp_path / "all.h5", episodes=range(4), seed=21, simulator=sim)
+    render_dataset(
+        scene_from(SCENE, tmp_path), tmp_path / "all.h5", episodes=range(4), seed=21, simulator=sim
+    )
     with h5py.File(tmp_path / "all.h5") as f:
-        happened = [
-            bool(f[f"episodes/{i:06d}/scenarios/selected"][0]) for i in range(4)
-        ]
+        happened = [bool(f[f"episodes/{i:06d}/scenarios/selected"][0]) for i in range(4)]
         kinds = {
-            i: [x.decode() if isinstance(x, bytes) else x for x in f[f"episodes/{i:06d}/events/action"][()]]
+            i: [
+                x.decode() if isinstance(x, bytes) else x
+                for x in f[f"episodes/{i:06d}/events/action"][()]
+            ]
             for i in range(4)
         }
     assert sum(happened) == 2  # the quota: exactly half of the 4 episodes
     assert any("push_off" in k for k in kinds.values())
     for k in (1, 2):
         one = tmp_path / f"one{k}.h5"
-        simgen("render", str(scene_file), "-o", str(one), "--episode", str(k), "--episodes", "4", "--seed", "21")
+        simgen(
+            "render",
+            str(scene_file),
+            "-o",
+            str(one),
+            "--episode",
+            str(k),
+            "--episodes",
+            "4",
+            "--seed",
+            "21",
+        )
         same(contents(tmp_path / "all.h5", f"episodes/{k:06d}"), contents(one, f"episodes/{k:06d}"))

@@ -91,7 +91,9 @@ def test_spawn_and_remove() -> None:
     pos = np.array([s.position_w for s in states])
     assert pos.shape == (100, 3, 3)  # a, b, then the spawnable c
     assert np.all(np.isfinite(pos[:30, 1])) and np.all(np.isnan(pos[30:, 1]))
-    assert np.all(np.isnan(pos[:40, 2])) and np.allclose(pos[40, 2], [1, 0, 5])  # a's frame + [1, 0, 0]
+    assert np.all(np.isnan(pos[:40, 2])) and np.allclose(
+        pos[40, 2], [1, 0, 5]
+    )  # a's frame + [1, 0, 0]
     assert np.isclose(pos[50, 2][1], 0.1)  # moving at 1 m/s along a's y axis
     assert ev.action == ["remove", "spawn"]
 
@@ -110,7 +112,9 @@ scenarios:
 
 
 def test_trigger_below_z_fires_at_the_first_step_below() -> None:
-    states, ev = run_steps(falling_ball("{name: low, when: {below_z: {object: ball, z: 1.5}}, action: {mark: {}}}"))
+    states, ev = run_steps(
+        falling_ball("{name: low, when: {below_z: {object: ball, z: 1.5}}, action: {mark: {}}}")
+    )
     g, dt, z0 = 9.81, 1 / 240, 2.1
     # pybullet: z_n = z0 - g dt^2 n (n + 1) / 2
     n = next(n for n in range(1000) if z0 - g * dt * dt * n * (n + 1) / 2 < 1.5)
@@ -120,11 +124,15 @@ def test_trigger_below_z_fires_at_the_first_step_below() -> None:
 
 
 def test_trigger_contact_fires_exactly_when_the_contact_starts() -> None:
-    scene = scene_from(falling_ball("{name: touch, when: {contact: {a: ball, b: floor}}, action: {mark: {}}}"))
+    scene = scene_from(
+        falling_ball("{name: touch, when: {contact: {a: ball, b: floor}}, action: {mark: {}}}")
+    )
     touching = []
     labels = None
     with Simulator() as sim:
-        cb = Callbacks(on_step=lambda ctx: touching.append(len(ctx.world.contacts().instance_a) > 0))
+        cb = Callbacks(
+            on_step=lambda ctx: touching.append(len(ctx.world.contacts().instance_a) > 0)
+        )
         for rec in sim.episode(scene, 0, 0, callbacks=cb):
             if isinstance(rec, EpisodeEvents):
                 labels = rec
@@ -164,7 +172,9 @@ def test_triggers_fire_when_and_only_when_the_condition_starts_to_hold() -> None
 
 def test_scenario_probability_over_200_episodes() -> None:
     scene = scene_from(
-        scenario("[{at: 0.1, action: {mark: {}}}]").replace("name: s\n", "name: s\n    probability: 0.3\n")
+        scenario("[{at: 0.1, action: {mark: {}}}]").replace(
+            "name: s\n", "name: s\n    probability: 0.3\n"
+        )
     )
     hits = sum(sample_episode(scene, 11, i).scenarios["s"] for i in range(200))
     lo, hi = stats.binom.interval(0.999, 200, 0.3)
@@ -173,7 +183,9 @@ def test_scenario_probability_over_200_episodes() -> None:
 
 
 def test_quotas_are_exact_and_the_same_for_an_episode_alone() -> None:
-    text = scenario("[{at: 0.1, action: {mark: {}}}]").replace("name: s\n", "name: s\n    quota: 0.2\n")
+    text = scenario("[{at: 0.1, action: {mark: {}}}]").replace(
+        "name: s\n", "name: s\n    quota: 0.2\n"
+    )
     scene = scene_from(text)
     for n in (50, 37, 200):
         chosen = [i for i in range(n) if sample_episode(scene, 3, i, num_episodes=n).scenarios["s"]]
@@ -244,7 +256,9 @@ scenarios:
     fog, dirt, drop = p.scene.scenarios
     assert fog.events[0].action.weather == {"fog_density": 0.1} and fog.events[0].duration == 1.5
     assert dirt.events[0].action.camera_fault.kind == "occlusion"
-    assert 0.1 <= dirt.events[0].at <= 0.2 and "scenarios[1].template.lens_occlusion.at" in p.sampled
+    assert (
+        0.1 <= dirt.events[0].at <= 0.2 and "scenarios[1].template.lens_occlusion.at" in p.sampled
+    )
     assert drop.events[0].action.camera_fault.kind == "blackout"
 
 
@@ -261,7 +275,9 @@ def test_custom_actions_and_weather_hook_from_the_registry() -> None:
       - {at: 0.3, action: {weather: {fog_density: 0.05}}}"""
     )
     states, ev = run_steps(text, registry=reg)
-    assert np.allclose(states[20].linear_velocity_w[0], [2, 0, 0]) and np.allclose(states[19].linear_velocity_w[0], 0)
+    assert np.allclose(states[20].linear_velocity_w[0], [2, 0, 0]) and np.allclose(
+        states[19].linear_velocity_w[0], 0
+    )
     assert calls == [(30, {"fog_density": 0.05})]
     assert ev.action == ["call", "weather"]
     from simgen.errors import SimulationError
@@ -281,8 +297,10 @@ def test_references_are_checked_at_load(tmp_path) -> None:
     (p,) = info.value.problems
     assert p.field == "scenarios[0].events[0].action.impulse.object" and p.line == 9
     assert "no object named 'ghost'" in p.message
-    f.write_text(scenario("[{at: 0.1, action: {camera_fault: {camera: c, kind: blackout, std: 3}}}]"))
-    with pytest.raises(SceneFileError, match="no camera named 'c'|takes no"):
+    f.write_text(
+        scenario("[{at: 0.1, action: {camera_fault: {camera: c, kind: blackout, std: 3}}}]")
+    )
+    with pytest.raises(SceneFileError, match=r"no camera named 'c'|takes no"):
         load_scene(f)
 
 
@@ -337,7 +355,10 @@ def test_camera_faults_corrupt_rgb_only_while_active(sim) -> None:
             yy, xx = np.mgrid[0:30, 0:40]
             blob = np.hypot(xx - 19.5, yy - 14.5) < 0.3 * 30 - 1
             assert np.all(np.abs(f.rgb[blob].astype(int) - [15, 13, 10]) <= 1)
-            assert np.array_equal(f.rgb[~np.hypot(xx - 19.5, yy - 14.5).__le__(9)], c.rgb[~np.hypot(xx - 19.5, yy - 14.5).__le__(9)])
+            assert np.array_equal(
+                f.rgb[~np.hypot(xx - 19.5, yy - 14.5).__le__(9)],
+                c.rgb[~np.hypot(xx - 19.5, yy - 14.5).__le__(9)],
+            )
         elif f.step == 35:
             changed = np.any(f.rgb != c.rgb, axis=-1)
             assert np.all(f.rgb[changed] == 255) and changed.sum() <= 120
@@ -353,10 +374,15 @@ def test_camera_faults_corrupt_rgb_only_while_active(sim) -> None:
 @pytest.mark.gl
 def test_per_frame_light_and_light_events_change_the_image(sim) -> None:
     frames, ev, _ = render(
-        sim, CAMERA.replace("EVENTS", "[{at: 0.2, duration: 0.1, action: {light: {light: sun, intensity: 0}}}]")
+        sim,
+        CAMERA.replace(
+            "EVENTS", "[{at: 0.2, duration: 0.1, action: {light: {light: sun, intensity: 0}}}]"
+        ),
     )
     values = ev.per_frame_values[:, 0]
-    assert ev.per_frame_names == ["lights[0].intensity"] and len(set(values.tolist())) == len(values)
+    assert ev.per_frame_names == ["lights[0].intensity"] and len(set(values.tolist())) == len(
+        values
+    )
     assert np.all((values >= 0.1) & (values <= 0.9))
     means = np.array([f.rgb[f.instance == 2].mean() for f in frames])  # the cube's pixels
     lit = [i for i, f in enumerate(frames) if not 20 <= f.step < 30]

@@ -99,19 +99,33 @@ objects:
 
 def test_custom_samplers_come_from_an_explicit_registry() -> None:
     scene = scene_from(SAMPLER_SCENE)
-    reg = Registry().add_sampler("slot", lambda rng, row: [0.4 * int(rng.integers(4)), 0.0, 0.3 * row])
+    reg = Registry().add_sampler(
+        "slot", lambda rng, row: [0.4 * int(rng.integers(4)), 0.0, 0.3 * row]
+    )
     p = sample_episode(scene, 0, 0, registry=reg)
     x, y, z = p.scene.objects[1].pose.position
     assert x in (0.0, 0.4, 0.8, 1.2) and z == pytest.approx(0.6)
     assert p.sampled["objects[1].pose.position"] == [x, y, z]
-    xs = {sample_episode(scene, 0, i, registry=reg).scene.objects[1].pose.position[0] for i in range(30)}
+    xs = {
+        sample_episode(scene, 0, i, registry=reg).scene.objects[1].pose.position[0]
+        for i in range(30)
+    }
     assert len(xs) == 4  # seeded from the episode's stream: all slots over 30 episodes
-    assert sample_episode(scene, 0, 7, registry=reg).to_json() == sample_episode(scene, 0, 7, registry=reg).to_json()
+    assert (
+        sample_episode(scene, 0, 7, registry=reg).to_json()
+        == sample_episode(scene, 0, 7, registry=reg).to_json()
+    )
     # another registry with another function of the same name: independent, nothing global
     other = Registry().add_sampler("slot", lambda rng, row: [9.0, 9.0, 9.0])
-    assert sample_episode(scene, 0, 0, registry=other).scene.objects[1].pose.position == (9.0, 9.0, 9.0)
+    assert sample_episode(scene, 0, 0, registry=other).scene.objects[1].pose.position == (
+        9.0,
+        9.0,
+        9.0,
+    )
     assert sample_episode(scene, 0, 0, registry=reg).scene.objects[1].pose.position == (x, y, z)
-    with pytest.raises(SamplingError, match="no sampler named 'slot' in the registry; registered: other"):
+    with pytest.raises(
+        SamplingError, match="no sampler named 'slot' in the registry; registered: other"
+    ):
         sample_episode(scene, 0, 0, registry=Registry().add_sampler("other", lambda rng: 0))
     with pytest.raises(SamplingError, match="needs a registry"):
         sample_episode(scene, 0, 0)
@@ -145,7 +159,9 @@ def test_callbacks_see_every_step_frame_and_event(sim) -> None:
 
 
 def run_example(*args: str) -> str:
-    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    r = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -154,7 +170,15 @@ def run_example(*args: str) -> str:
 def test_randomized_tabletop_example(tmp_path) -> None:
     out = tmp_path / "dr.h5"
     text = run_example(
-        "examples/randomized_tabletop.py", "--episodes", "2", "--out", str(out), "--resolution", "48x36", "--duration", "0.2"
+        "examples/randomized_tabletop.py",
+        "--episodes",
+        "2",
+        "--out",
+        str(out),
+        "--resolution",
+        "48x36",
+        "--duration",
+        "0.2",
     )
     assert "wrote" in text and text.count("toys") == 2
     with simgen.open_dataset(out) as ds:
@@ -168,7 +192,9 @@ def test_randomized_tabletop_example(tmp_path) -> None:
 @pytest.mark.gl
 def test_near_miss_example(tmp_path) -> None:
     out = tmp_path / "nm.h5"
-    text = run_example("examples/near_miss.py", "--episodes", "2", "--resolution", "32x24", "--out", str(out))
+    text = run_example(
+        "examples/near_miss.py", "--episodes", "2", "--resolution", "32x24", "--out", str(out)
+    )
     assert "pedestrian_appears" in text and "closest approach" in text
     with simgen.open_dataset(out) as ds:
         for ep in ds:

@@ -46,7 +46,9 @@ def noise_burst(rgb: np.ndarray, std: float, rng: np.random.Generator) -> np.nda
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
-def dead_pixel_indices(height: int, width: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def dead_pixel_indices(
+    height: int, width: int, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
     """Flat indices of ``round(fraction * H * W)`` distinct pixels."""
     n = round(fraction * height * width)
     return rng.choice(height * width, size=n, replace=False)

@@ -85,14 +85,24 @@ def episode_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
     for name, s in pl.get("scatter", {}).items():
         rows.append((f"scatter {name}", f"{s['count']} objects, tries per object {s['tries']}"))
     if "settle_steps" in pl:
-        rows.append(("settling", f"{pl['settle_time']:.3g} s, at rest: {str(pl['at_rest']).lower()}"))
+        rows.append(
+            ("settling", f"{pl['settle_time']:.3g} s, at rest: {str(pl['at_rest']).lower()}")
+        )
     if rec["scenarios"]:
         rows.append(
-            ("scenarios", ", ".join(f"{n}: {'yes' if v else 'no'}" for n, v in rec["scenarios"].items()))
+            (
+                "scenarios",
+                ", ".join(f"{n}: {'yes' if v else 'no'}" for n, v in rec["scenarios"].items()),
+            )
         )
     if rec["events"]:
         rows.append(
-            ("events", ", ".join(f"{e['scenario']}/{e['name']} @ {e['time']:.3g} s" for e in rec["events"]))
+            (
+                "events",
+                ", ".join(
+                    f"{e['scenario']}/{e['name']} @ {e['time']:.3g} s" for e in rec["events"]
+                ),
+            )
         )
     return rows
 
@@ -114,7 +124,9 @@ def parameter_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             len({len(v) for v in vs}) == 1
         ):
             a = np.asarray(vs, dtype=np.float64)
-            ranges = ", ".join(f"{lo:.4g}..{hi:.4g}" for lo, hi in zip(a.min(0), a.max(0), strict=True))
+            ranges = ", ".join(
+                f"{lo:.4g}..{hi:.4g}" for lo, hi in zip(a.min(0), a.max(0), strict=True)
+            )
             summary = f"per component min..max [{ranges}]"
         else:
             counts: dict[str, int] = {}
@@ -122,7 +134,9 @@ def parameter_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                 key = json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else fmt(v)
                 counts[key] = counts.get(key, 0) + 1
             top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-            shown = ", ".join(f"{fmt(json.loads(c)) if c[:1] in '[{' else c} x{n}" for c, n in top[:4])
+            shown = ", ".join(
+                f"{fmt(json.loads(c)) if c[:1] in '[{' else c} x{n}" for c, n in top[:4]
+            )
             more = f", ... ({len(top)} distinct)" if len(top) > 4 else ""
             summary = shown + more
         rows.append((k, str(len(vs)), summary))

@@ -191,9 +191,7 @@ class Episode:
         e = self.g["events"]
         cols = {k: e[k][()] for k in e if k != "active"}
         n = len(cols.get("name", []))
-        return [
-            {k: _attr(v[i]) for k, v in cols.items()} for i in range(n)
-        ]
+        return [{k: _attr(v[i]) for k, v in cols.items()} for i in range(n)]
 
     def active_events(self) -> np.ndarray:
         """(T, E) bool: which events are active at each tick (row t <-> ``state()['step'][t]``)."""

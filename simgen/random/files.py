@@ -30,9 +30,15 @@ MAX_LISTED = 100_000
 
 class FilesParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    folder: str = Field(min_length=1, description="asset folder: pybullet:<dir>, simgen:<dir>, relative or absolute")
-    pattern: str = Field(default="*", description="glob under the folder, e.g. '*/*.urdf' or '**/*.png'")
-    pool_size: int | None = Field(default=None, ge=1, description="draw from a fixed pool of this many files")
+    folder: str = Field(
+        min_length=1, description="asset folder: pybullet:<dir>, simgen:<dir>, relative or absolute"
+    )
+    pattern: str = Field(
+        default="*", description="glob under the folder, e.g. '*/*.urdf' or '**/*.png'"
+    )
+    pool_size: int | None = Field(
+        default=None, ge=1, description="draw from a fixed pool of this many files"
+    )
     pool_seed: int = Field(default=0, ge=0, description="which pool (the same in every episode)")
 
     @field_validator("pattern")
@@ -80,7 +86,9 @@ def list_files(assets: Any, folder: str, pattern: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=64)
-def _pool(files: tuple[str, ...], size: int, seed: int, folder: str, pattern: str) -> tuple[str, ...]:
+def _pool(
+    files: tuple[str, ...], size: int, seed: int, folder: str, pattern: str
+) -> tuple[str, ...]:
     if size >= len(files):
         return files
     idx = dataset_rng(seed, "pool", folder, pattern).choice(len(files), size=size, replace=False)
@@ -97,7 +105,9 @@ class Files(Distribution):
         """The asset paths this distribution draws from (uniformly)."""
         p = self.files
         if ctx.assets is None:
-            raise SamplingError("files: needs the allowed asset folders (a scene loaded from a file)")
+            raise SamplingError(
+                "files: needs the allowed asset folders (a scene loaded from a file)"
+            )
         found = list_files(ctx.assets, p.folder, p.pattern)
         if not found:
             raise SamplingError(f"files: no file matches {p.pattern!r} in {p.folder!r}")

@@ -242,7 +242,7 @@ def _scatter(scene: Scene, s: _Sampler, data: dict[str, Any]) -> list[ScatterPla
         base: Path_ = ("scatter", si)
         n = int(s.resolve(sc.count, (*base, "count")))
         region_data = s.resolve(sc.region, (*base, "region"))
-        region = type(sc.region).model_validate(region_data)
+        region: Any = type(sc.region).model_validate(region_data)  # type: ignore[attr-defined]
         assets = _assets(sc, s, base, n) if sc.assets is not None else None
         names = []
         for i in range(n):
@@ -306,7 +306,9 @@ def _instance(
     else:
         j = 0
         if len(sc.objects) > 1:
-            pick = Choice(choice={"values": list(range(len(sc.objects))), "weights": sc.weights})
+            pick = Choice.model_validate(
+                {"choice": {"values": list(range(len(sc.objects))), "weights": sc.weights}}
+            )
             j = int(s.draw((*path, "template"), pick))
         obj = s.resolve(sc.objects[j], path)
         if sc.class_name is not None:

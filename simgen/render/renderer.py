@@ -156,6 +156,7 @@ class Renderer:
             node.light.intensity = value(light.intensity)
         bg = [value(c) for c in background]
         self.scene.bg_color = np.array([*bg[:3], 1.0])
+
     def _light(self, light: Any) -> tuple[Any, np.ndarray] | None:
         pr = self.pyrender
         color = np.array([value(c) for c in light.color[:3]])

@@ -145,9 +145,7 @@ class Simulator:
         assets = AssetResolver.for_scene(scene.base_dir, self.asset_roots)
         t0 = time.perf_counter()
         with PhysicsWorld(params, assets=assets, meshes=self.meshes) as world:
-            runtime = ScenarioRuntime(
-                params, world, registry=self.registry, on_event=cb.on_event
-            )
+            runtime = ScenarioRuntime(params, world, registry=self.registry, on_event=cb.on_event)
             self.timings = {"build": time.perf_counter() - t0, "physics": 0.0, "sensors": 0.0}
             classes = scene.class_table()
             lut = np.zeros(len(world.bodies) + 1, dtype=np.uint16)
@@ -228,7 +226,9 @@ class Simulator:
                 t2 = time.perf_counter()
                 pose, arrays, static, ragged = capture(spec, ctx)
                 if "rgb" in arrays:
-                    arrays["rgb"] = runtime.apply_camera_faults(spec.name, step, tick, arrays["rgb"])
+                    arrays["rgb"] = runtime.apply_camera_faults(
+                        spec.name, step, tick, arrays["rgb"]
+                    )
                 self.timings["sensors"] += time.perf_counter() - t2
                 frame = SensorFrame(
                     sensor=spec.name,

@@ -21,7 +21,7 @@ from simgen.random.sample import EpisodeParams, sample_episode
 from simgen.scene.objects import Velocity
 from simgen.scene.placement import describe_constraint
 from simgen.scene.schema import Scene
-from simgen.scene.types import Pose, QuatOrientation
+from simgen.scene.types import Pose
 
 
 def prepare_episode(
@@ -96,9 +96,11 @@ def _with_poses(params: EpisodeParams, result: Any, dt: float) -> EpisodeParams:
             objects.append(o)
             continue
         pos, q = result.poses[o.name]
-        pose = Pose(
-            position=tuple(float(v) for v in pos),  # type: ignore[arg-type]
-            orientation=QuatOrientation(quat_wxyz=tuple(float(v) for v in q)),  # type: ignore[arg-type]
+        pose = Pose.model_validate(
+            {
+                "position": [float(v) for v in pos],
+                "orientation": {"quat_wxyz": [float(v) for v in q]},
+            }
         )
         objects.append(o.model_copy(update={"pose": pose, "velocity": Velocity()}))
         si, i = where[o.name]
@@ -142,5 +144,7 @@ def _rejection_message(scene: Scene, index: int, tries: int, failures: Counter[s
         default=None,
     )
     if worst is not None and failures.get(worst, 0):
-        lines.append(f"most often failed: {worst}; make it easier or the scene more likely to meet it")
+        lines.append(
+            f"most often failed: {worst}; make it easier or the scene more likely to meet it"
+        )
     return "\n".join(lines)

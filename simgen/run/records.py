@@ -94,8 +94,18 @@ class EpisodeEvents:
     def empty(n_ticks: int) -> EpisodeEvents:
         z = np.zeros(0, np.int64)
         return EpisodeEvents(
-            [], [], [], [], z, z, np.zeros(0), np.zeros((n_ticks, 0), bool), [],
-            np.zeros(0, bool), [], np.zeros((n_ticks, 0)),
+            [],
+            [],
+            [],
+            [],
+            z,
+            z,
+            np.zeros(0),
+            np.zeros((n_ticks, 0), bool),
+            [],
+            np.zeros(0, bool),
+            [],
+            np.zeros((n_ticks, 0)),
         )
 
 

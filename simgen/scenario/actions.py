@@ -22,7 +22,7 @@ from simgen.geometry import (
     xyzw_to_wxyz,
 )
 from simgen.scene.objects import ObjectBase
-from simgen.scene.types import EulerOrientation, Pose, QuatOrientation, value, vec
+from simgen.scene.types import EulerOrientation, Pose, value, vec
 from simgen.sim.quiet import import_pybullet
 from simgen.sim.world import PhysicsWorld
 
@@ -80,7 +80,9 @@ def teleport(
         c.resetBaseVelocity(b.body_id, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
 
 
-def apply_force(world: PhysicsWorld, name: str, force: np.ndarray, offset: np.ndarray | None = None) -> None:
+def apply_force(
+    world: PhysicsWorld, name: str, force: np.ndarray, offset: np.ndarray | None = None
+) -> None:
     """Apply ``force`` (N, world) at the center of mass (+ ``offset``) during the next step."""
     b = world.body(name)
     _, p_com = frame_state(world, name)
@@ -117,9 +119,11 @@ def spawn(
             h[2, 3] = 0.0
         t = h @ pose_matrix(vec(spec.pose.position), _quat(spec.pose))
         r = h[:3, :3]
-        pose = Pose(
-            position=tuple(float(v) for v in t[:3, 3]),  # type: ignore[arg-type]
-            orientation=QuatOrientation(quat_wxyz=tuple(float(v) for v in matrix_to_quat(t[:3, :3]))),  # type: ignore[arg-type]
+        pose = Pose.model_validate(
+            {
+                "position": [float(v) for v in t[:3, 3]],
+                "orientation": {"quat_wxyz": [float(v) for v in matrix_to_quat(t[:3, :3])]},
+            }
         )
         vel = spec.velocity.model_copy(
             update={
@@ -131,7 +135,9 @@ def spawn(
     world.activate(spec.name, spec)
 
 
-def push_off_speed(world: PhysicsWorld, name: str, surface: str, direction_deg: float | None, overshoot: float) -> np.ndarray:
+def push_off_speed(
+    world: PhysicsWorld, name: str, surface: str, direction_deg: float | None, overshoot: float
+) -> np.ndarray:
     """Horizontal velocity that slides ``name`` past the edge of ``surface``'s bounding box."""
     from simgen.sim.placement import body_aabb
 
@@ -144,9 +150,7 @@ def push_off_speed(world: PhysicsWorld, name: str, surface: str, direction_deg: 
     else:
         a = math.radians(direction_deg)
         d = np.array([math.cos(a), math.sin(a)])
-    exits = [
-        ((hi[k] if d[k] > 0 else lo[k]) - p[k]) / d[k] for k in range(2) if abs(d[k]) > 1e-9
-    ]
+    exits = [((hi[k] if d[k] > 0 else lo[k]) - p[k]) / d[k] for k in range(2) if abs(d[k]) > 1e-9]
     dist = max(0.0, min(exits)) + overshoot
     mu = value(world.body(name).spec.friction) * value(world.body(surface).spec.friction)
     g = float(np.linalg.norm(vec(world.scene.simulation.gravity))) or 9.81

@@ -24,11 +24,7 @@ PER_FRAME_FIELDS = ("intensity", "color")
 
 def spawned_objects(scenario: spec.Scenario) -> list[Any]:
     """The objects a scenario may add to the world (spawn actions and templates)."""
-    out = [
-        a.spawn.object
-        for a in _actions(scenario)
-        if isinstance(a, spec.Spawn)
-    ]
+    out = [a.spawn.object for a in _actions(scenario) if isinstance(a, spec.Spawn)]
     t = scenario.template
     if isinstance(t, spec.PedestrianCrossing):  # (its size may still be random: a stand-in)
         from simgen.scene.objects import CylinderObject
@@ -97,7 +93,12 @@ def _check_scatter(scene: Any, fixed: set[str], groups: set[str]) -> None:
             raise FieldValueError(("scatter", i, "name"), f"name {s.name!r} is already used")
         seen.add(s.name)
         if isinstance(s.region, OnRegion):
-            _need(s.region.on_top_of.object, fixed, ("scatter", i, "region", "on_top_of", "object"), "object")
+            _need(
+                s.region.on_top_of.object,
+                fixed,
+                ("scatter", i, "region", "on_top_of", "object"),
+                "object",
+            )
 
 
 def _check_constraint(
@@ -164,9 +165,19 @@ def _check_template(t: Any, path: Path_, fixed: set[str], sensors: dict[str, str
         _need(p.object, fixed, (*path, "fall_off_table", "object"), "object")
         _need(p.surface, fixed, (*path, "fall_off_table", "surface"), "object")
     elif isinstance(t, spec.PedestrianCrossing):
-        _need(t.pedestrian_crossing.vehicle, fixed, (*path, "pedestrian_crossing", "vehicle"), "object")
+        _need(
+            t.pedestrian_crossing.vehicle,
+            fixed,
+            (*path, "pedestrian_crossing", "vehicle"),
+            "object",
+        )
     elif isinstance(t, spec.LensOcclusion):
-        _need(t.lens_occlusion.camera, _cameras(sensors), (*path, "lens_occlusion", "camera"), "camera")
+        _need(
+            t.lens_occlusion.camera,
+            _cameras(sensors),
+            (*path, "lens_occlusion", "camera"),
+            "camera",
+        )
     elif isinstance(t, spec.SensorDropout):
         _need(t.sensor_dropout.sensor, sensors, (*path, "sensor_dropout", "sensor"), "sensor")
 

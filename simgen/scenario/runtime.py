@@ -69,17 +69,23 @@ class ActionContext:
 
     def position(self, name: str) -> np.ndarray:
         """World position of an object's frame now (NaN when out of the world)."""
-        return np.asarray(self.world.object_states().position_w[self.world.body(name).instance_id - 1])
+        return np.asarray(
+            self.world.object_states().position_w[self.world.body(name).instance_id - 1]
+        )
 
     def set_velocity(self, name: str, linear: Any = None, angular_deg: Any = None) -> None:
         ang = None if angular_deg is None else np.radians(np.asarray(angular_deg, float))
-        act.set_frame_velocity(self.world, name, None if linear is None else np.asarray(linear, float), ang)
+        act.set_frame_velocity(
+            self.world, name, None if linear is None else np.asarray(linear, float), ang
+        )
 
     def impulse(self, name: str, impulse: Any, offset: Any = (0.0, 0.0, 0.0)) -> None:
         act.apply_impulse(self.world, name, np.asarray(impulse, float), np.asarray(offset, float))
 
     def teleport(self, name: str, position: Any, quat_wxyz: Any = (1.0, 0.0, 0.0, 0.0)) -> None:
-        act.teleport(self.world, name, np.asarray(position, float), np.asarray(quat_wxyz, float), False)
+        act.teleport(
+            self.world, name, np.asarray(position, float), np.asarray(quat_wxyz, float), False
+        )
 
     def fire(self, name: str, action: Any, duration: float = 0.0) -> FiredEvent:
         """Fire a scene action (a model from :mod:`simgen.scenario.spec`) now, labeled
@@ -99,7 +105,7 @@ class _Trigger:
 class _CameraFault:
     event: FiredEvent
     p: spec.CameraFaultParams
-    fixed: dict[str, Any]
+    fixed: dict[Any, Any]  # what stays fixed while the fault lasts (blob, dead pixels)
 
 
 _LIGHT_PATH = re.compile(r"^lights\[(\d+)\]\.(intensity|color)$")
@@ -109,7 +115,12 @@ class ScenarioRuntime:
     """The scenario engine of one episode (owned by the episode loop)."""
 
     def __init__(
-        self, params: EpisodeParams, world: PhysicsWorld, *, registry: Any = None, on_event: Any = None
+        self,
+        params: EpisodeParams,
+        world: PhysicsWorld,
+        *,
+        registry: Any = None,
+        on_event: Any = None,
     ) -> None:
         self.params, self.world, self.registry, self.on_event = params, world, registry, on_event
         self.dt = world.timestep
@@ -160,7 +171,14 @@ class ScenarioRuntime:
             if holds and not tr.prev:
                 delay = self.steps(value(tr.spec.delay))
                 if delay == 0:
-                    self.fire(tr.scenario, tr.spec.name, tr.spec.action, s, value(tr.spec.duration), "trigger")
+                    self.fire(
+                        tr.scenario,
+                        tr.spec.name,
+                        tr.spec.action,
+                        s,
+                        value(tr.spec.duration),
+                        "trigger",
+                    )
                 else:
                     self._delayed[s + delay].append((tr.scenario, tr.spec))
                 tr.done = tr.spec.once
@@ -200,7 +218,9 @@ class ScenarioRuntime:
             act.spawn(w, self._spawnable.get(p.object.name, p.object), p.relative_to, p.absolute_z)
         elif kind == "remove":
             w.deactivate(p.object)
-        elif kind in ("impulse", "set_velocity", "teleport", "push_off") and not self._active(p.object):
+        elif kind in ("impulse", "set_velocity", "teleport", "push_off") and not self._active(
+            p.object
+        ):
             return  # acting on an object that is not in the world does nothing
         elif kind == "impulse":
             act.apply_impulse(w, p.object, vec(p.impulse), vec(p.offset))
@@ -228,7 +248,9 @@ class ScenarioRuntime:
             self._lidar_faults.append((ev, p))
         elif kind == "call":
             if self.registry is None:
-                raise SimulationError(f"action call {p.name!r} needs a registry (Simulator(registry=...))")
+                raise SimulationError(
+                    f"action call {p.name!r} needs a registry (Simulator(registry=...))"
+                )
             self.registry.get_action(p.name)(ActionContext(self, ev.start_step, ev), **p.args)
 
     def _light(self, ev: FiredEvent, p: spec.LightParams, durative: bool) -> None:
@@ -255,7 +277,9 @@ class ScenarioRuntime:
         from simgen.sim.placement import body_aabb
 
         if surface not in self._tops:
-            self._tops[surface] = float(body_aabb(self.world, self.world.body(surface).body_id)[1][2])
+            self._tops[surface] = float(
+                body_aabb(self.world, self.world.body(surface).body_id)[1][2]
+            )
         return self._tops[surface]
 
     def _holds(self, cond: Any) -> bool:
@@ -263,7 +287,9 @@ class ScenarioRuntime:
         p = getattr(cond, kind)
         if kind == "distance_below":
             a, b = self._pos(p.a), self._pos(p.b)
-            return a is not None and b is not None and float(np.linalg.norm(a - b)) < value(p.distance)
+            return (
+                a is not None and b is not None and float(np.linalg.norm(a - b)) < value(p.distance)
+            )
         if kind == "in_region":
             x = self._pos(p.object)
             if x is None:
@@ -280,8 +306,12 @@ class ScenarioRuntime:
         if not self._active(p.a) or (p.b is not None and not self._active(p.b)):
             return False
         c = self.world.client
-        a = self.world.body(p.a).body_id
-        pts = c.getContactPoints(bodyA=a) if p.b is None else c.getContactPoints(bodyA=a, bodyB=self.world.body(p.b).body_id)
+        body_a = self.world.body(p.a).body_id
+        pts = (
+            c.getContactPoints(bodyA=body_a)
+            if p.b is None
+            else c.getContactPoints(bodyA=body_a, bodyB=self.world.body(p.b).body_id)
+        )
         return len(pts) > 0
 
     # -- rendering state and sensor faults ----------------------------------------------------
@@ -293,7 +323,9 @@ class ScenarioRuntime:
         row: list[float] = []
         names: list[str] = []
         for name, dist in self.params.per_frame.items():
-            v = dist.sample(per_frame_rng(self.params.base_seed, self.params.episode_index, name, tick))
+            v = dist.sample(
+                per_frame_rng(self.params.base_seed, self.params.episode_index, name, tick)
+            )
             self._set_render_value(name, v)
             flat = [float(x) for x in np.ravel(np.asarray(v, dtype=np.float64))]
             names.extend([name] if len(flat) == 1 else [f"{name}[{k}]" for k in range(len(flat))])
@@ -328,16 +360,25 @@ class ScenarioRuntime:
                 rgb = cf.blackout(rgb)
             elif p.kind == "occlusion":
                 if "alpha" not in f.fixed or f.fixed["alpha"].shape != (h, w):
-                    center = (
-                        tuple(value(c) for c in p.center)
+                    u, v = (
+                        (value(p.center[0]), value(p.center[1]))
                         if p.center is not None
-                        else tuple(float(x) for x in rng.uniform(0.2, 0.8, 2))
+                        else (float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8)))
                     )
-                    f.fixed["alpha"] = cf.blob_alpha(h, w, center, value(p.radius), value(p.softness))  # type: ignore[arg-type]
-                color = tuple(value(c) for c in p.color)
-                rgb = cf.occlude(rgb, f.fixed["alpha"], value(p.opacity), color)  # type: ignore[arg-type]
+                    f.fixed["alpha"] = cf.blob_alpha(
+                        h, w, (u, v), value(p.radius), value(p.softness)
+                    )
+                r, g, b = (value(c) for c in p.color[:3])
+                rgb = cf.occlude(rgb, f.fixed["alpha"], value(p.opacity), (r, g, b))
             elif p.kind == "noise":
-                frame_rng = episode_rng(self.params.base_seed, self.params.episode_index, "fault", ev.index, camera, tick)
+                frame_rng = episode_rng(
+                    self.params.base_seed,
+                    self.params.episode_index,
+                    "fault",
+                    ev.index,
+                    camera,
+                    tick,
+                )
                 rgb = cf.noise_burst(rgb, value(p.std), frame_rng)
             elif p.kind == "dead_pixels":
                 key = ("dead", h, w)
@@ -349,7 +390,9 @@ class ScenarioRuntime:
     def lidar_faults(self, lidar: str, step: int) -> list[spec.LidarFaultParams]:
         """LiDAR faults active at ``step`` (the hook a LiDAR capture applies)."""
         return [
-            p for ev, p in self._lidar_faults if p.lidar == lidar and ev.start_step <= step < ev.end_step
+            p
+            for ev, p in self._lidar_faults
+            if p.lidar == lidar and ev.start_step <= step < ev.end_step
         ]
 
     # -- labels ---------------------------------------------------------------------------------

@@ -360,7 +360,8 @@ class FallOffTableParams(Strict_):
     surface: Name = Field(description="the table or shelf it stands on")
     at: NonNegNum = 0.2
     direction_deg: Num | None = Field(
-        default=None, description="push heading about world z; default: away from the surface center"
+        default=None,
+        description="push heading about world z; default: away from the surface center",
     )
     drop: PosNum = Field(
         default=0.1, description="m below the surface's top that counts as fallen off"

@@ -11,7 +11,7 @@ from typing import Any
 
 from simgen.scenario import spec
 from simgen.scene.objects import CylinderObject, Velocity
-from simgen.scene.types import Pose
+from simgen.scene.types import Pose, value
 
 #: Pedestrian proxies stand on the ground plane z = 0.
 GROUND_Z = 0.0
@@ -20,18 +20,20 @@ GROUND_Z = 0.0
 def pedestrian_object(p: spec.PedestrianCrossingParams) -> CylinderObject:
     """The pedestrian proxy: an upright frictionless cylinder in the vehicle's heading frame,
     ``ahead`` m in front, ``lateral`` m to the left, walking across at ``speed``."""
-    h, r = float(p.height), float(p.radius)  # type: ignore[arg-type]
-    lateral = float(p.lateral)  # type: ignore[arg-type]
+    h, r = value(p.height), value(p.radius)
+    lateral = value(p.lateral)
     side = -1.0 if lateral >= 0 else 1.0
-    return CylinderObject(
-        name=p.name,
-        class_name=p.class_name,
-        radius=r,
-        length=h,
-        mass=70.0,
-        friction=0.0,
-        pose=Pose(position=(float(p.ahead), lateral, GROUND_Z + h / 2 + 0.002)),  # type: ignore[arg-type]
-        velocity=Velocity(linear=(0.0, side * float(p.speed), 0.0)),  # type: ignore[arg-type]
+    return CylinderObject.model_validate(
+        {
+            "name": p.name,
+            "class": p.class_name,
+            "radius": r,
+            "length": h,
+            "mass": 70.0,
+            "friction": 0.0,
+            "pose": Pose(position=(value(p.ahead), lateral, GROUND_Z + h / 2 + 0.002)),
+            "velocity": Velocity(linear=(0.0, side * value(p.speed), 0.0)),
+        }
     )
 
 
@@ -66,7 +68,9 @@ def expand(template: Any, scene: dict[str, Any]) -> tuple[list[spec.Event], list
         )
     if isinstance(template, spec.FogBank):
         f = template.fog_bank
-        duration = float(f.duration) or max(0.0, float(scene["simulation"]["duration"]) - float(f.at))  # type: ignore[arg-type]
+        duration = value(f.duration) or max(
+            0.0, float(scene["simulation"]["duration"]) - value(f.at)
+        )
         fog = spec.Weather(weather={"fog_density": f.density})
         return [spec.Event(name="fog_bank", at=f.at, duration=duration, action=fog)], []
     if isinstance(template, spec.LensOcclusion):
@@ -86,6 +90,8 @@ def expand(template: Any, scene: dict[str, Any]) -> tuple[list[spec.Event], list
                 camera_fault=spec.CameraFaultParams(camera=d.sensor, kind="blackout")
             )
         else:
-            action = spec.LidarFault(lidar_fault=spec.LidarFaultParams(lidar=d.sensor, kind="dropout"))
+            action = spec.LidarFault(
+                lidar_fault=spec.LidarFaultParams(lidar=d.sensor, kind="dropout")
+            )
         return [spec.Event(name="sensor_dropout", at=d.at, duration=d.duration, action=action)], []
     raise NotImplementedError(f"no expansion for template {type(template).__name__}")

@@ -49,7 +49,7 @@ def one_key_union(members: dict[str, type], what: str, error: str) -> Any:
     tags = tuple(members)
     union: Any = None
     for key, model in members.items():
-        item = Annotated[model, Tag(key)]
+        item = Annotated[model, Tag(key)]  # type: ignore[valid-type]
         union = item if union is None else union | item
     return Annotated[
         union,
@@ -253,14 +253,27 @@ def describe_constraint(c: Any) -> str:
     """One line naming a constraint, for error messages."""
     if isinstance(c, Visible):
         p = c.visible
-        return f"visible: object {p.object!r} from camera {p.camera!r} (min_fraction {p.min_fraction})"
+        return (
+            f"visible: object {p.object!r} from camera {p.camera!r} (min_fraction {p.min_fraction})"
+        )
     if isinstance(c, InView):
         q = c.in_view
-        what = f"group {q.group!r}" if q.group else f"class {q.class_name!r}" if q.class_name else "objects"
+        what = (
+            f"group {q.group!r}"
+            if q.group
+            else f"class {q.class_name!r}"
+            if q.class_name
+            else "objects"
+        )
         return f"in_view: at least {q.min} {what} in camera {q.camera!r}"
     d = c.distance
     bounds = " and ".join(
-        s for s in (f">= {d.min} m" if d.min is not None else "", f"<= {d.max} m" if d.max is not None else "") if s
+        s
+        for s in (
+            f">= {d.min} m" if d.min is not None else "",
+            f"<= {d.max} m" if d.max is not None else "",
+        )
+        if s
     )
     return f"distance: {d.a!r} to {d.b!r} {bounds}"
 

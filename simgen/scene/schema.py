@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
 from simgen.errors import FieldValueError
-from simgen.scene.lights import AmbientLight, DirectionalLight, Light
 from simgen.scenario.spec import Scenario
+from simgen.scene.lights import AmbientLight, DirectionalLight, Light
 from simgen.scene.objects import ClassName, SceneObject, UrdfObject
 from simgen.scene.placement import Constraint, Randomization, Scatter
 from simgen.scene.sensors import Sensor

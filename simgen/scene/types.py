@@ -73,14 +73,17 @@ def _whole_or_dist(value_type: Any, dist: Any) -> Any:
 
 
 if TYPE_CHECKING:  # what the fields hold, for the type checker
+    # Numbers may hold a distribution until sampled (value() checks); vectors, colors,
+    # orientations, counts and asset paths are typed in their resolved form, which is what the
+    # engines read (vec(), count() and the engines' own checks refuse unresolved ones).
     Num = float | Distribution
     PosNum = Num
     NonNegNum = Num
     UnitNum = Num
-    Vec3 = tuple[Num, Num, Num] | Distribution
+    Vec3 = tuple[Num, Num, Num]
     PosVec3 = Vec3
-    Count = int | Distribution
-    AssetRef = str | Distribution
+    Count = int
+    AssetRef = str
 else:
     #: A number in SI units (degrees in ``*_deg`` fields), or a distribution.
     Num = _number()
@@ -148,7 +151,7 @@ def _color_before(v: Any) -> Any:
 
 
 if TYPE_CHECKING:
-    Color = tuple[Num, ...] | Distribution
+    Color = tuple[Num, ...]
 else:
     Color = Annotated[
         _whole_or_dist(
@@ -205,7 +208,7 @@ def _orientation_tag(v: Any) -> str:
 
 
 if TYPE_CHECKING:
-    Orientation = EulerOrientation | QuatOrientation | Distribution
+    Orientation = EulerOrientation | QuatOrientation
 else:
     Orientation = Annotated[
         Annotated[EulerOrientation, Tag("euler_deg")]

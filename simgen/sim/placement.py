@@ -82,7 +82,7 @@ def _orientation(orientation: Any, rng: np.random.Generator) -> np.ndarray:
         if "quat_wxyz" not in drawn:  # a choice of orientations
             from simgen.scene.types import EulerOrientation as E
 
-            return euler_deg_to_quat(E.model_validate(drawn).euler_deg)
+            return euler_deg_to_quat(vec(E.model_validate(drawn).euler_deg))
         return quat_normalize(drawn["quat_wxyz"])
     if isinstance(orientation, EulerOrientation):
         return euler_deg_to_quat(vec(orientation.euler_deg))
@@ -248,13 +248,13 @@ def _settle(
     steps, at_rest = 0, False
     prev = world.object_states()
     while steps < max_steps:
-        n = min(every, max_steps - steps)
-        for _ in range(n):
+        chunk = min(every, max_steps - steps)
+        for _ in range(chunk):
             world.step()
         steps = world.step_index
         st = world.object_states()
         # mean speeds over the interval: robust to contact jitter that does not move anything
-        span = n * dt
+        span = chunk * dt
         lin = np.linalg.norm(st.position_w[idx] - prev.position_w[idx], axis=1) / span
         dots = np.abs(np.sum(st.quat_wxyz_w[idx] * prev.quat_wxyz_w[idx], axis=1))
         ang = 2 * np.arccos(np.clip(dots, 0.0, 1.0)) / span
