@@ -81,10 +81,18 @@ def _place_and_check(
         assets=assets,
         meshes=meshes if meshes is not None else MeshLibrary(),
         placing=True,
+        visuals=needs_visuals(params.scene),
     ) as world:
         result = place_and_settle(world, params) if params.scatter else PlacementResult()
         failed = check(world, params)
     return _with_poses(params, result, world.timestep), failed
+
+
+def needs_visuals(scene: Scene) -> bool:
+    """Whether checking ``require`` needs the objects' visual meshes (visibility does)."""
+    from simgen.scene.placement import Distance
+
+    return any(not isinstance(c, Distance) for c in scene.require)
 
 
 def _with_poses(params: EpisodeParams, result: Any, dt: float) -> EpisodeParams:

@@ -288,6 +288,14 @@ class SettleSettings(Strict_):
     max_time: float = Field(default=2.0, gt=0, le=60, description="s of settling at most")
     linear_tolerance: float = Field(default=0.02, gt=0, description="m/s")
     angular_tolerance_deg: float = Field(default=10.0, gt=0, description="degrees/s")
+    timestep: float = Field(
+        default=1.0 / 120.0,
+        gt=0,
+        le=0.05,
+        description="physics step while settling, s (the scene's when that is coarser): "
+        "settling needs a resting pose, not an accurate path",
+    )
+    solver_iterations: int = Field(default=10, ge=1, le=1000, description="while settling")
 
 
 class Randomization(Strict_):

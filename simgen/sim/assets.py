@@ -16,6 +16,7 @@ pointing elsewhere) is refused with :class:`AssetError`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from simgen.errors import AssetError
@@ -24,12 +25,14 @@ PYBULLET_PREFIX = "pybullet:"
 SIMGEN_PREFIX = "simgen:"
 
 
+@lru_cache(maxsize=1)
 def pybullet_data_dir() -> Path:
     import pybullet_data
 
     return Path(pybullet_data.getDataPath()).resolve()
 
 
+@lru_cache(maxsize=1)
 def simgen_assets_dir() -> Path:
     """The ``assets/`` folder shipped next to the package (repository layout)."""
     return (Path(__file__).resolve().parents[2] / "assets").resolve()

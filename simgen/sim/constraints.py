@@ -2,8 +2,9 @@
 
 Visibility is measured with rays from the camera's optical center toward sample points of the
 object (up to :data:`MAX_POINTS` vertices of its visual meshes, in world coordinates): a point
-counts when it projects inside the image between the clip planes and the first body the ray
-meets is the object itself. The visible fraction is approximate (rays meet collision shapes,
+counts when it projects inside the image between the clip planes and nothing else is in the
+way (the first body the ray meets is the object itself, or is met no nearer than
+:data:`TOLERANCE` before the point, as where the object stands on the floor). The visible fraction is approximate (rays meet collision shapes,
 which may differ slightly from the visual meshes); it is what ``min_fraction`` compares with.
 """
 
@@ -21,6 +22,7 @@ from simgen.sensors.camera import intrinsics_matrix, optical_pose_w, sensor_pose
 from simgen.sim.world import PhysicsWorld
 
 MAX_POINTS = 48
+TOLERANCE = 0.01  # m
 
 
 def sample_points_w(world: PhysicsWorld, instance_id: int) -> np.ndarray:
@@ -67,8 +69,13 @@ def visible_fraction(world: PhysicsWorld, cam: CameraSensor, name: str) -> float
         return 0.0
     targets = pts[inside]
     ends = origin + (targets - origin) * 1.02  # reach just past the surface point
+    dist = np.linalg.norm(targets - origin, axis=1)
     hits = world.client.rayTestBatch([origin.tolist()] * len(ends), ends.tolist())
-    seen = sum(1 for hit in hits if hit[0] == body.body_id)
+    seen = sum(
+        1
+        for hit, d in zip(hits, dist, strict=True)
+        if hit[0] in (body.body_id, -1) or hit[2] * 1.02 * d >= d - TOLERANCE
+    )
     return seen / len(pts)
 
 

@@ -20,14 +20,16 @@ from typing import Any
 import numpy as np
 
 from simgen.errors import SamplingError
-from simgen.geometry import euler_deg_to_quat, quat_normalize, wxyz_to_xyzw
+from simgen.geometry import euler_deg_to_quat, quat_normalize, quat_to_matrix, wxyz_to_xyzw
 from simgen.random.distributions import Distribution
 from simgen.random.sample import EpisodeParams, ScatterPlan
+from simgen.scene.objects import BoxObject, PlaneObject
 from simgen.scene.placement import AlongRegion, BoxRegion, OnRegion
 from simgen.scene.types import EulerOrientation, value, vec
 from simgen.sim.world import PhysicsWorld
 
 PENETRATION_TOL = -1e-4  # m: supports and planes may touch, not be penetrated
+SLAB_SIZE, SLAB_THICKNESS = 1000.0, 1.0  # m: what planes become while placing
 #: pybullet damping (velocity factor per second 1 - d) and rolling/spinning friction while
 #: settling, so that rolling and rocking objects come to rest; the episode runs without them
 SETTLE_LINEAR_DAMPING = 0.9
@@ -44,13 +46,44 @@ class PlacementResult:
 
 
 def settle_scene(params: EpisodeParams) -> Any:
-    """The scene of the placement world: fixed objects static, no scenarios."""
+    """The scene of the placement world: fixed objects static, no scenarios, the settling
+    timestep and solver iterations of ``randomization.settle``; planes become 1 km slabs with
+    their top on the plane (pybullet adds an infinite plane 30x slower than a box)."""
     scattered = {n for p in params.scatter for n in p.objects}
     objects = [
-        o if o.name in scattered or o.static else o.model_copy(update={"static": True})
-        for o in params.scene.objects
+        _slab(o) if isinstance(o, PlaneObject) else o
+        for o in (
+            o if o.name in scattered or o.static else o.model_copy(update={"static": True})
+            for o in params.scene.objects
+        )
     ]
-    return params.scene.model_copy(update={"objects": objects, "scenarios": []})
+    s = params.scene.randomization.settle
+    sim = params.scene.simulation
+    simulation = sim.model_copy(
+        update={
+            "timestep": max(value(sim.timestep), s.timestep),
+            "solver_iterations": s.solver_iterations,
+        }
+    )
+    return params.scene.model_copy(
+        update={"objects": objects, "scenarios": [], "simulation": simulation}
+    )
+
+
+def _slab(plane: PlaneObject) -> BoxObject:
+    q = _orientation(plane.pose.orientation, np.random.default_rng(0))
+    center = vec(plane.pose.position) - quat_to_matrix(q)[:, 2] * 0.5 * SLAB_THICKNESS
+    return BoxObject.model_validate(
+        {
+            "name": plane.name,
+            "class": plane.class_name,
+            "static": True,
+            "size": [SLAB_SIZE, SLAB_SIZE, SLAB_THICKNESS],
+            "friction": plane.friction,
+            "restitution": plane.restitution,
+            "pose": {"position": center.tolist(), "orientation": {"quat_wxyz": q.tolist()}},
+        }
+    )
 
 
 def set_pose(world: PhysicsWorld, name: str, position: np.ndarray, quat_wxyz: np.ndarray) -> None:
@@ -126,7 +159,8 @@ class _Placer:
         self.params = params
         scattered = {n for p in params.scatter for n in p.objects}
         self.obstacles = [b for b in world.bodies if b.name not in scattered]
-        self.planes = {b.body_id for b in world.bodies if b.spec.kind == "plane"}  # type: ignore[attr-defined]
+        planes = {o.name for o in params.scene.objects if isinstance(o, PlaneObject)}
+        self.planes = {b.body_id for b in world.bodies if b.name in planes}
 
     def place(self, plan: ScatterPlan, result: PlacementResult) -> None:
         tries = []
@@ -184,7 +218,7 @@ class _Placer:
             c = np.array([value(v) for v in r.area.center])
             half = np.array([value(v) for v in r.area.size]) / 2
             lo[:2], hi[:2] = np.maximum(lo[:2], c - half), np.minimum(hi[:2], c + half)
-        if not np.all(np.isfinite(lo[:2])) or np.any(hi[:2] - lo[:2] > 1e4):
+        if not np.all(np.isfinite(lo[:2])) or np.any(hi[:2] - lo[:2] >= SLAB_SIZE - 1e-6):
             raise SamplingError(
                 f"scatter on_top_of {r.object!r}: its top is unbounded (a plane); give 'area'"
             )
@@ -202,8 +236,14 @@ class _Placer:
     def _free(self, name: str, gap: float, support: int | None) -> bool:
         c = self.world.client
         me = self.world.body(name).body_id
+        lo, hi = body_aabb(self.world, me)
+        near = {
+            b for b, _ in c.getOverlappingObjects((lo - gap).tolist(), (hi + gap).tolist()) or ()
+        }
         for other in self.obstacles:
             oid = other.body_id
+            if oid not in near:  # bounding boxes apart by more than the gap
+                continue
             loose = oid == support or oid in self.planes
             limit = PENETRATION_TOL if loose else gap
             pts = c.getClosestPoints(me, oid, distance=max(limit, 0.0) + 1e-9)
@@ -222,6 +262,12 @@ def place_and_settle(world: PhysicsWorld, params: EpisodeParams) -> PlacementRes
     if settling:
         _settle(world, params, settling, result)
     return result
+
+
+def _com_poses(world: PhysicsWorld, bodies: list[int]) -> np.ndarray:
+    """(B, 7) center-of-mass position and quaternion (pybullet order) of bodies."""
+    c = world.client
+    return np.array([[*p, *q] for p, q in (c.getBasePositionAndOrientation(b) for b in bodies)])
 
 
 def _settle(
@@ -245,23 +291,24 @@ def _settle(
                 rollingFriction=SETTLE_ROLLING_FRICTION,
                 spinningFriction=SETTLE_ROLLING_FRICTION,
             )
+    bodies = [world.body(n).body_id for n in names]
     steps, at_rest = 0, False
-    prev = world.object_states()
+    prev = _com_poses(world, bodies)
     while steps < max_steps:
         chunk = min(every, max_steps - steps)
         for _ in range(chunk):
             world.step()
         steps = world.step_index
-        st = world.object_states()
+        now = _com_poses(world, bodies)
         # mean speeds over the interval: robust to contact jitter that does not move anything
         span = chunk * dt
-        lin = np.linalg.norm(st.position_w[idx] - prev.position_w[idx], axis=1) / span
-        dots = np.abs(np.sum(st.quat_wxyz_w[idx] * prev.quat_wxyz_w[idx], axis=1))
+        lin = np.linalg.norm(now[:, :3] - prev[:, :3], axis=1) / span
+        dots = np.abs(np.sum(now[:, 3:] * prev[:, 3:], axis=1))
         ang = 2 * np.arccos(np.clip(dots, 0.0, 1.0)) / span
         if np.all(lin < s.linear_tolerance) and np.all(ang < ang_tol):
             at_rest = True
             break
-        prev = st
+        prev = now
     st = world.object_states()
     for n, i in zip(names, idx, strict=True):
         result.poses[n] = (st.position_w[i].copy(), st.quat_wxyz_w[i].copy())

@@ -78,6 +78,7 @@ class PhysicsWorld:
         meshes: MeshLibrary,
         pybullet_visuals: bool = False,
         placing: bool = False,
+        visuals: bool = True,
     ) -> None:
         if not params.placed and not placing:
             raise ValueError(
@@ -85,6 +86,7 @@ class PhysicsWorld:
                 "simgen.run.prepare.prepare_episode (or Simulator.prepare), not sample_episode"
             )
         self._pybullet_visuals = pybullet_visuals
+        self._visuals = visuals  # False: physics only (placement worlds), no visual_parts
         self._assets, self._meshes = assets, meshes
         self.params = params
         self.scene = params.scene
@@ -145,6 +147,7 @@ class PhysicsWorld:
             meshes=self._meshes,
             instance_id=instance_id,
             pybullet_visuals=self._pybullet_visuals,
+            visuals=self._visuals,
         )
         built = build(spec, ctx)
         self._set_dynamics(built.body_id, spec)
