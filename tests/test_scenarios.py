@@ -403,3 +403,23 @@ def test_spawned_objects_are_invisible_before_they_spawn(sim) -> None:
         ids = set(np.unique(f.instance).tolist())
         assert (3 in ids) == (f.step >= 20), f.step
         assert (2 in ids) == (f.step < 35), f.step
+
+
+@pytest.mark.gl
+def test_per_frame_background(sim) -> None:
+    text = CAMERA.replace(
+        "background: [0.5, 0.6, 0.8]", "background: {per_frame: {choice: [[1, 0, 0], [0, 0, 1]]}}"
+    ).replace("EVENTS", "[{at: 0.45, action: {mark: {}}}]")
+    frames, ev, _ = render(sim, text)
+    assert ev.per_frame_names == [
+        "background[0]",
+        "background[1]",
+        "background[2]",
+        "lights[0].intensity",
+    ]
+    col = {n: i for i, n in enumerate(ev.per_frame_names)}
+    for t, f in enumerate(frames):
+        sky = f.rgb[f.instance == 0].astype(int)
+        red = ev.per_frame_values[t, col["background[0]"]] == 1
+        assert len(sky) > 0
+        assert np.all(sky[:, 0] > sky[:, 2]) if red else np.all(sky[:, 2] > sky[:, 0])
