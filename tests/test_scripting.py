@@ -200,3 +200,23 @@ def test_near_miss_example(tmp_path) -> None:
         for ep in ds:
             names = [e["name"] for e in ep.events()]
             assert names[0] == "pedestrian_appears" and "brake" in names
+
+
+def test_modify_a_loaded_scene_in_python() -> None:
+    from pydantic import ValidationError
+
+    from simgen.scene.loader import load_scene
+
+    scene = load_scene(ROOT / "scenes" / "tabletop.yaml")
+    cube = simgen.Box(
+        name="extra",
+        class_name="cube",
+        size=(0.05, 0.05, 0.05),
+        pose=simgen.Pose(position=dist.in_box((0, 0, 1), (0.4, 0.4, 0))),
+    )
+    more = scene.replace(objects=[*scene.objects, cube])
+    assert more.base_dir == scene.base_dir and more.objects[-1].name == "extra"
+    p = sample_episode(more, 0, 0)
+    assert "objects[10].pose.position" in p.sampled
+    with pytest.raises(ValidationError, match="duplicate object name"):  # validated
+        scene.replace(objects=[*scene.objects, cube, cube])

@@ -6,7 +6,7 @@ models. Values may be distributions; :func:`simgen.random.sample.sample_episode`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
@@ -97,6 +97,18 @@ class Scene(Strict_):
     def base_dir(self) -> str | None:
         """Folder that relative asset paths are resolved against (None: current directory)."""
         return self._base_dir
+
+    def replace(self, **changes: Any) -> Scene:
+        """A validated copy with some fields changed (``scene.replace(objects=[...])``), still
+        knowing where the scene came from (for relative asset paths)."""
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        new = type(self).model_validate({**data, **changes})
+        new._source_text, new._source_path, new._base_dir = (
+            self._source_text,
+            self._source_path,
+            self._base_dir,
+        )
+        return new
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Scene:
