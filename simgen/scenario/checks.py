@@ -30,7 +30,11 @@ def spawned_objects(scenario: spec.Scenario) -> list[Any]:
         from simgen.scene.objects import CylinderObject
 
         p = t.pedestrian_crossing
-        out.append(CylinderObject(name=p.name, class_name=p.class_name, radius=1.0, length=1.0))
+        out.append(
+            CylinderObject.model_validate(
+                {"name": p.name, "class": p.class_name, "radius": 1.0, "length": 1.0}
+            )
+        )
     return out
 
 

@@ -1,7 +1,7 @@
 """Built-in scenario templates, expanded into plain events and triggers (pure functions).
 
-Each template reads the episode's resolved scene (object poses at t = 0, duration, sensor kinds)
-and returns the events and triggers it stands for, so the resolved scene records exactly what
+Each template reads the episode's resolved scene (its duration and sensor kinds) and returns
+the events and triggers it stands for, so the resolved scene records exactly what
 will happen. docs/scenarios.md shows the expansion of each.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from simgen.scenario import spec
+from simgen.scenario.template_spec import PedestrianCrossingParams
 from simgen.scene.objects import CylinderObject, Velocity
 from simgen.scene.types import Pose, value
 
@@ -17,7 +18,7 @@ from simgen.scene.types import Pose, value
 GROUND_Z = 0.0
 
 
-def pedestrian_object(p: spec.PedestrianCrossingParams) -> CylinderObject:
+def pedestrian_object(p: PedestrianCrossingParams) -> CylinderObject:
     """The pedestrian proxy: an upright frictionless cylinder in the vehicle's heading frame,
     ``ahead`` m in front, ``lateral`` m to the left, walking across at ``speed``."""
     h, r = value(p.height), value(p.radius)
