@@ -423,3 +423,42 @@ def test_per_frame_background(sim) -> None:
         red = ev.per_frame_values[t, col["background[0]"]] == 1
         assert len(sky) > 0
         assert np.all(sky[:, 0] > sky[:, 2]) if red else np.all(sky[:, 2] > sky[:, 0])
+
+
+def test_errors_in_scatter_scenarios_and_require_point_at_their_lines(tmp_path) -> None:
+    from simgen.errors import SceneFileError
+    from simgen.scene.loader import load_scene
+
+    f = tmp_path / "bad.yaml"
+    f.write_text(
+        """schema_version: 1
+objects:
+  - {name: a, class: c, kind: box, size: [1, 1, 1]}
+scatter:
+  - name: s
+    count: 2
+    objects: [{kind: box, class: c, size: [1, 1, 1]}]
+    region: {on_top_of: {objec: a}}
+scenarios:
+  - name: x
+    events:
+      - {at: 1, action: {force: {objct: a, force: [0, 0, 1]}}}
+      - {at: 1, action: {impuls: {object: a, impulse: [0, 0, 1]}}}
+    triggers:
+      - {when: {below_z: {object: a, zz: 1}}, action: {mark: {}}}
+require:
+  - {visble: {object: a, camera: c}}
+"""
+    )
+    with pytest.raises(SceneFileError) as info:
+        load_scene(f)
+    by = {p.field: p for p in info.value.problems}
+    assert by["scatter[0].region.on_top_of.objec"].line == 8
+    assert "did you mean 'object'" in by["scatter[0].region.on_top_of.objec"].message
+    p = by["scenarios[0].events[0].action.force.objct"]
+    assert p.line == 12 and "did you mean 'object'" in p.message and "force" in p.allowed
+    p = by["scenarios[0].events[1].action"]
+    assert p.line == 13 and "{impulse: ...}" in p.allowed
+    assert by["scenarios[0].triggers[0].when.below_z.zz"].line == 15
+    p = by["require[0]"]
+    assert p.line == 17 and "{visible: ...}" in p.allowed

@@ -32,13 +32,15 @@ from simgen.scene.types import (
 
 
 def _one_key_tag(allowed: tuple[str, ...]) -> Any:
+    # Tags are "<key>", never equal to a key of the data, so error locations map back to the
+    # file's fields even where the parameters have a field named like the key ({force: {force}}).
     def tag(v: Any) -> str:
         if isinstance(v, dict) and len(v) == 1:
             key = str(next(iter(v)))
-            return key if key in allowed else "<invalid>"
+            return f"<{key}>" if key in allowed else "<invalid>"
         for name in allowed:
             if hasattr(v, name) and not isinstance(v, dict):
-                return name
+                return f"<{name}>"
         return "<invalid>"
 
     return tag
@@ -49,7 +51,7 @@ def one_key_union(members: dict[str, type], what: str, error: str) -> Any:
     tags = tuple(members)
     union: Any = None
     for key, model in members.items():
-        item = Annotated[model, Tag(key)]  # type: ignore[valid-type]
+        item = Annotated[model, Tag(f"<{key}>")]  # type: ignore[valid-type]
         union = item if union is None else union | item
     return Annotated[
         union,
