@@ -6,8 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.test_cli import simgen
+from simgen.cli import app
+from tests.conftest import scene_from
+
+
+def simgen(*args: str):
+    return CliRunner().invoke(app, list(args))
+
 
 pytestmark = pytest.mark.gl
 
@@ -24,14 +31,13 @@ scenarios:
 """
 
 
-def test_params_tables_and_json(tmp_path: Path) -> None:
-    scene = tmp_path / "s.yaml"
-    scene.write_text(SCENE)
+def test_params_tables_and_json(sim, tmp_path: Path) -> None:
+    from simgen.run.batch import render_dataset
+
     out = tmp_path / "d.h5"
-    r = simgen("render", str(scene), "-o", str(out), "-n", "4", "--seed", "5")
-    assert r.returncode == 0, r.stderr
+    render_dataset(scene_from(SCENE), out, episodes=range(4), seed=5, simulator=sim)
     r = simgen("params", str(out), "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.output
     recs = json.loads(r.stdout)
     assert [x["episode"] for x in recs] == [0, 1, 2, 3]
     assert all(
@@ -41,12 +47,13 @@ def test_params_tables_and_json(tmp_path: Path) -> None:
     assert all((x["events"] != []) == x["scenarios"]["bump"] for x in recs)
     assert all(x["dataset_size"] == 4 and x["tries"] == 1 for x in recs)
     r = simgen("params", str(out), "--episode", "2")
-    assert r.returncode == 0 and "episode 2" in r.stdout and "objects[1].mass" in r.stdout
+    assert r.exit_code == 0 and "episode 2" in r.stdout and "objects[1].mass" in r.stdout
     assert f"{recs[2]['sampled']['objects[1].mass']:.4g}" in r.stdout
     r = simgen("params", str(out), "--by", "parameter", "--param", "*mass")
-    assert r.returncode == 0 and "objects[1].mass" in r.stdout and "position" not in r.stdout
+    assert r.exit_code == 0 and "objects[1].mass" in r.stdout and "position" not in r.stdout
     masses = [x["sampled"]["objects[1].mass"] for x in recs]
     assert f"min {min(masses):.4g}" in r.stdout
     for bad in (["params", str(out), "--by", "nope"], ["params", str(out), "--episode", "9"]):
         r = simgen(*bad)
-        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.exit_code == 2, r.output
+        assert "error:" in r.output and "Traceback" not in r.output
