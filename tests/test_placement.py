@@ -242,3 +242,18 @@ def test_sample_episode_alone_marks_scatter_unplaced(sim=None) -> None:
 
     with pytest.raises(ValueError, match="not yet placed"):
         next(Simulator().run(params))
+
+
+def test_spline_passes_through_its_points() -> None:
+    from simgen.scene.placement import AlongRegion
+    from simgen.sim.placement import _polyline, point_on_polyline
+
+    pts = [[0, 0, 0], [1, 1, 0], [2, 0, 0], [3, 1, 0.5]]
+    region = AlongRegion.model_validate({"along": {"points": pts, "spline": True}})
+    line = _polyline(region)
+    for p in pts:  # Catmull-Rom interpolates its control points
+        assert np.min(np.linalg.norm(line - np.asarray(p, float), axis=1)) < 1e-12
+    assert np.allclose(point_on_polyline(line, 0.0), pts[0])
+    assert np.allclose(point_on_polyline(line, 1.0), pts[-1])
+    seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
+    assert seg.max() < 0.1  # densely sampled: 32 pieces per segment

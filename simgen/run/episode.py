@@ -59,6 +59,7 @@ class Simulator:
         self.gl = gl
         self.asset_roots = tuple(Path(r) for r in asset_roots)
         self.registry = registry
+        self.prepare_seconds = 0.0  # time of the last prepare (sampling, placement, checks)
         self.meshes = MeshLibrary()
         self._renderer: Any = None
         self.timings: dict[str, float] = {}
