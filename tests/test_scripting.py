@@ -220,3 +220,32 @@ def test_modify_a_loaded_scene_in_python() -> None:
     assert "objects[10].pose.position" in p.sampled
     with pytest.raises(ValidationError, match="duplicate object name"):  # validated
         scene.replace(objects=[*scene.objects, cube, cube])
+
+
+def test_a_step_callback_can_fire_scene_actions() -> None:
+    from simgen.scenario.spec import Force
+
+    scene = scene_from(
+        """
+schema_version: 1
+simulation: {duration: 0.5, timestep: 0.01, gravity: [0, 0, 0]}
+objects: [{name: a, class: thing, kind: box, size: [0.2, 0.2, 0.2], mass: 2.0, pose: {position: [0, 0, 5]}}]
+"""
+    )
+    vel = []
+
+    def step(ctx) -> None:
+        if ctx.step == 10:
+            ctx.fire("push", Force(force={"object": "a", "force": (4.0, 0.0, 0.0)}), duration=0.1)
+        vel.append(ctx.world.object_states().linear_velocity_w[0][0])
+
+    labels = [
+        r
+        for r in simgen.episode(scene, 0, 0, callbacks=simgen.Callbacks(on_step=step))
+        if isinstance(r, EpisodeEvents)
+    ][0]
+    assert len(vel) == 50  # a step callback runs the whole episode
+    assert vel[10] == 0 and np.isclose(vel[11], 0.02) and np.isclose(vel[20], 0.2)
+    assert np.isclose(vel[49], 0.2)  # 10 steps of 4 N on 2 kg: 0.2 m/s
+    assert labels.name == ["push"] and labels.source == ["python"] and labels.scenario == ["python"]
+    assert labels.start_step.tolist() == [10] and labels.end_step.tolist() == [20]

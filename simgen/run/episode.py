@@ -199,13 +199,13 @@ class Simulator:
         cb: Callbacks,
     ) -> Iterator[Record]:
         """Step through ``[0, end)``: scenario actions and callbacks at every step, records at
-        ticks. Without scenarios the world stops at the last tick, as nothing after it is seen;
-        with them it runs to the episode's end so late events are labeled too."""
+        ticks. Without scenarios or a step callback the world stops at the last tick, as nothing
+        after it is seen; with them it runs to the episode's end so late events count too."""
         frame_counts = {s.name: 0 for s in scene.sensors}
         step_sets = {name: set(steps.tolist()) for name, steps in schedules.items()}
         ticks = tick_steps.tolist()
-        end = world.num_steps if runtime.busy else ticks[-1] + 1
-        busy = runtime.busy
+        busy = runtime.busy or cb.on_step is not None
+        end = world.num_steps if busy else ticks[-1] + 1
         tick = 0
         for step in range(end):
             if step > 0:

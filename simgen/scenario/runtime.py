@@ -183,8 +183,8 @@ class ScenarioRuntime:
                     self._delayed[s + delay].append((tr.scenario, tr.spec))
                 tr.done = tr.spec.once
             tr.prev = holds
-        for ev, f in self._forces:
-            if ev.start_step <= s < ev.end_step and self._active(f.object):
+        for ev, f in self._forces:  # (the first step's push is applied when the event fires)
+            if ev.start_step < s < ev.end_step and self._active(f.object):
                 act.apply_force(self.world, f.object, vec(f.force))
 
     def fire(
@@ -226,6 +226,8 @@ class ScenarioRuntime:
             act.apply_impulse(w, p.object, vec(p.impulse), vec(p.offset))
         elif kind == "force":
             self._forces.append((ev, p))
+            if self._active(p.object):
+                act.apply_force(w, p.object, vec(p.force))
         elif kind == "set_velocity":
             lin = None if p.linear is None else vec(p.linear)
             ang = None if p.angular_deg is None else np.radians(vec(p.angular_deg))
