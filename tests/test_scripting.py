@@ -239,11 +239,9 @@ objects: [{name: a, class: thing, kind: box, size: [0.2, 0.2, 0.2], mass: 2.0, p
             ctx.fire("push", Force(force={"object": "a", "force": (4.0, 0.0, 0.0)}), duration=0.1)
         vel.append(ctx.world.object_states().linear_velocity_w[0][0])
 
-    labels = [
-        r
-        for r in simgen.episode(scene, 0, 0, callbacks=simgen.Callbacks(on_step=step))
-        if isinstance(r, EpisodeEvents)
-    ][0]
+    records = list(simgen.episode(scene, 0, 0, callbacks=simgen.Callbacks(on_step=step)))
+    labels = records[-1]
+    assert isinstance(labels, EpisodeEvents)
     assert len(vel) == 50  # a step callback runs the whole episode
     assert vel[10] == 0 and np.isclose(vel[11], 0.02) and np.isclose(vel[20], 0.2)
     assert np.isclose(vel[49], 0.2)  # 10 steps of 4 N on 2 kg: 0.2 m/s
