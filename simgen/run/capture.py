@@ -23,6 +23,9 @@ class CaptureContext:
     # () -> (version, light specs, background): light/background changes from scenarios and
     # per-frame values; applied to the renderer when the version changes
     render_state: Any = None
+    # the episode's ScenarioRuntime: sensor faults for captures, e.g.
+    # ``ctx.scenario.lidar_faults(spec.name, ctx.world.step_index)`` (None outside episodes)
+    scenario: Any = None
     poses_synced: bool = False
     _renderer: Renderer | None = None
     _render_version: int = 0

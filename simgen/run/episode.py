@@ -173,6 +173,7 @@ class Simulator:
                 renderer_factory=factory,
                 semantic_lut=lut,
                 render_state=lambda: (runtime.render_version, runtime.lights, runtime.background),
+                scenario=runtime,
             )
             yield EpisodeHeader(
                 objects=[
