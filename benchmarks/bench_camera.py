@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simgen.random.sample import sample_episode
 from simgen.render.renderer import Renderer
 from simgen.run.capture import CaptureContext, capture
+from simgen.run.prepare import prepare_episode
 from simgen.scene.loader import load_scene
 from simgen.sensors.camera import (
     intrinsics_matrix,
@@ -72,7 +72,7 @@ def main() -> None:
     cam = next(s for s in scene.sensors if s.name == "front")
     if "labels" in type(cam).model_fields:  # rendering only: bench_labels.py measures labels
         cam = cam.model_copy(update={"labels": []})
-    params = sample_episode(scene, 0, 0)
+    params = prepare_episode(scene, 0, 0)
     meshes = MeshLibrary()
     results: dict[str, float] = {}
     with (

@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from simgen.errors import SimgenError
+from simgen.random import make as dist
 from simgen.random.sample import EpisodeParams, sample_episode
+from simgen.registry import Registry
+from simgen.scenario.spec import Event, Scenario, Trigger
 from simgen.scene.lights import AmbientLight, DirectionalLight, PointLight, SpotLight
 from simgen.scene.loader import load_scene, parse_scene
 from simgen.scene.objects import (
@@ -46,6 +49,7 @@ from simgen.scene.objects import (
 from simgen.scene.objects import (
     UrdfObject as Urdf,
 )
+from simgen.scene.placement import Scatter
 from simgen.scene.schema import Scene, Simulation
 from simgen.scene.sensors import CameraSensor as Camera
 from simgen.scene.sensors import LidarNoise
@@ -54,27 +58,53 @@ from simgen.scene.types import Attachment, EulerOrientation, LookAt, Pose, QuatO
 
 if TYPE_CHECKING:
     from simgen.io.reader import Dataset
-    from simgen.run.episode import Simulator
+    from simgen.run.episode import Callbacks, Simulator
     from simgen.run.records import Record, SensorFrame
 
 
 def episode(
-    scene: Scene, seed: int = 0, index: int = 0, *, gl: str | None = None
+    scene: Scene,
+    seed: int = 0,
+    index: int = 0,
+    *,
+    gl: str | None = None,
+    num_episodes: int | None = None,
+    registry: Registry | None = None,
+    callbacks: Callbacks | None = None,
 ) -> Iterator[Record]:
-    """Run episode ``index`` of ``scene`` in memory: header, then states and sensor frames."""
+    """Run episode ``index`` of ``scene`` in memory: header, states, sensor frames, events.
+
+    ``num_episodes`` is the dataset size the episode belongs to (needed by schedules ``by:
+    progress`` and scenario quotas); the records equal those of episode ``index`` in a
+    rendered dataset of that size and seed."""
     from simgen.run.episode import Simulator
 
-    with Simulator(gl=gl) as sim:
-        yield from sim.episode(scene, seed, index)
+    with Simulator(gl=gl, registry=registry) as sim:
+        yield from sim.episode(scene, seed, index, num_episodes=num_episodes, callbacks=callbacks)
 
 
 def frames(
-    scene: Scene, seed: int = 0, episode: int = 0, *, gl: str | None = None
+    scene: Scene,
+    seed: int = 0,
+    episode: int = 0,
+    *,
+    gl: str | None = None,
+    num_episodes: int | None = None,
+    registry: Registry | None = None,
+    callbacks: Callbacks | None = None,
 ) -> Iterator[SensorFrame]:
     """The sensor frames of one episode, in time order, without writing a file."""
     from simgen.run.records import SensorFrame
 
-    for rec in globals()["episode"](scene, seed, episode, gl=gl):
+    for rec in globals()["episode"](
+        scene,
+        seed,
+        episode,
+        gl=gl,
+        num_episodes=num_episodes,
+        registry=registry,
+        callbacks=callbacks,
+    ):
         if isinstance(rec, SensorFrame):
             yield rec
 
@@ -91,10 +121,18 @@ def __getattr__(name: str) -> Any:
         from simgen.run.episode import Simulator
 
         return Simulator
+    if name == "Callbacks":
+        from simgen.run.episode import Callbacks
+
+        return Callbacks
     if name == "render_dataset":
         from simgen.run.batch import render_dataset
 
         return render_dataset
+    if name == "prepare_episode":
+        from simgen.run.prepare import prepare_episode
+
+        return prepare_episode
     raise AttributeError(f"module 'simgen' has no attribute {name!r}")
 
 
@@ -102,12 +140,14 @@ __all__ = [
     "AmbientLight",
     "Attachment",
     "Box",
+    "Callbacks",
     "Camera",
     "Capsule",
     "Cylinder",
     "DirectionalLight",
     "EpisodeParams",
     "EulerOrientation",
+    "Event",
     "Lidar",
     "LidarNoise",
     "LookAt",
@@ -117,18 +157,25 @@ __all__ = [
     "PointLight",
     "Pose",
     "QuatOrientation",
+    "Registry",
+    "Scatter",
+    "Scenario",
     "Scene",
     "SimgenError",
     "Simulation",
     "Simulator",
     "Sphere",
     "SpotLight",
+    "Trigger",
     "Urdf",
     "Velocity",
+    "dist",
     "episode",
     "frames",
     "load_scene",
     "open_dataset",
     "parse_scene",
+    "prepare_episode",
+    "render_dataset",
     "sample_episode",
 ]

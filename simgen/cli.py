@@ -78,13 +78,19 @@ def _parse_resolution(text: str | None) -> tuple[int, int] | None:
 def render(
     scene_file: Path = typer.Argument(..., help="scene file (YAML)"),
     out_path: Path = typer.Option(..., "--out", "-o", help="output dataset file (.h5)"),
-    episodes: int = typer.Option(1, "--episodes", "-n", min=1, help="number of episodes"),
+    episodes: int = typer.Option(
+        None,
+        "--episodes",
+        "-n",
+        min=1,
+        help="number of episodes (default 1); with --episode, the size of the full dataset",
+    ),
     seed: int = typer.Option(0, "--seed", "-s", min=0, help="base seed"),
     episode: int = typer.Option(
         None,
         "--episode",
         min=0,
-        help="render only this episode index (same bytes as in a full run)",
+        help="render only this episode index (same bytes as in a full run of --episodes N)",
     ),
     resolution: str = typer.Option(None, "--resolution", help="override every camera, WxH"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
@@ -109,7 +115,8 @@ def render(
     res = _parse_resolution(resolution)
     if res is not None:
         scene = scene_with_resolution(scene, *res)
-    indices = [episode] if episode is not None else list(range(episodes))
+    indices = [episode] if episode is not None else list(range(episodes or 1))
+    total = episodes if episode is not None else len(indices)
     frames = 0
     with Progress(
         TextColumn("[bold]rendering[/]"),
@@ -140,6 +147,7 @@ def render(
             overwrite=overwrite,
             asset_roots=tuple(asset_root),
             on_episode=on_episode,
+            num_episodes=total,
         )
     out.print(
         f"wrote [bold]{summary.path}[/]: {len(summary.episodes)} episodes, {summary.frames} frames "
@@ -268,6 +276,47 @@ def export(
         f"wrote [bold]{summary.out}[/] ({fmt}): {summary.frames} frames, {summary.objects} "
         f"objects in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)"
     )
+
+
+@app.command()
+@user_errors
+def params(
+    dataset: Path = typer.Argument(..., help="dataset file"),
+    episode: int = typer.Option(None, "--episode", "-e", help="only this episode"),
+    by: str = typer.Option(
+        "episode", "--by", help="'episode': a table per episode; 'parameter': one summary table"
+    ),
+    param: str = typer.Option(None, "--param", "-p", help="only parameters matching this glob"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """List what was sampled in each episode: values by field path, tries, scenarios, events."""
+    from simgen.io.params import episode_records, episode_rows, parameter_rows
+
+    if by not in ("episode", "parameter"):
+        raise SimgenError(f"--by {by!r}: expected 'episode' or 'parameter'")
+    records = episode_records(dataset, param)
+    if episode is not None:
+        records = [r for r in records if r["episode"] == episode]
+        if not records:
+            raise SimgenError(f"{dataset}: no episode {episode}")
+    if as_json:
+        sys.stdout.write(json.dumps(records, indent=2, sort_keys=True) + "\n")
+        return
+    if by == "parameter":
+        t = Table(title=f"{dataset}: {len(records)} episodes")
+        for col in ("parameter", "episodes", "values"):
+            t.add_column(col)
+        for row in parameter_rows(records):
+            t.add_row(*(_escape(c) for c in row))
+        out.print(t)
+        return
+    for rec in records:
+        t = Table(title=f"episode {rec['episode']}")
+        t.add_column("parameter")
+        t.add_column("value")
+        for k, v in episode_rows(rec):
+            t.add_row(_escape(k), _escape(v))
+        out.print(t)
 
 
 def main() -> None:

@@ -183,6 +183,37 @@ class Episode:
     def contacts(self) -> dict[str, np.ndarray]:
         return {k: v[()] for k, v in self.g["contacts"].items()}
 
+    def events(self) -> list[dict[str, Any]]:
+        """The events that fired, in firing order: name, scenario, action, source, start_step,
+        end_step (exclusive), start_time (empty for files without event labels)."""
+        if "events" not in self.g:
+            return []
+        e = self.g["events"]
+        cols = {k: e[k][()] for k in e if k != "active"}
+        n = len(cols.get("name", []))
+        return [{k: _attr(v[i]) for k, v in cols.items()} for i in range(n)]
+
+    def active_events(self) -> np.ndarray:
+        """(T, E) bool: which events are active at each tick (row t <-> ``state()['step'][t]``)."""
+        if "events" not in self.g:
+            return np.zeros((len(self.g["state/step"]), 0), bool)
+        return np.asarray(self.g["events/active"][()])
+
+    def scenarios(self) -> dict[str, bool]:
+        """Which of the scene's scenarios happened in this episode."""
+        if "scenarios" not in self.g:
+            return {}
+        s = self.g["scenarios"]
+        return {_attr(n): bool(v) for n, v in zip(s["name"][()], s["selected"][()], strict=True)}
+
+    def per_frame(self) -> dict[str, np.ndarray]:
+        """Per-frame values by column name, each (T,) over the ticks."""
+        if "per_frame" not in self.g:
+            return {}
+        p = self.g["per_frame"]
+        values = p["value"][()]
+        return {_attr(n): values[:, i] for i, n in enumerate(p["name"][()])}
+
 
 def _attr(v: Any) -> Any:
     if isinstance(v, bytes):

@@ -24,7 +24,7 @@ from simgen import __version__
 from simgen.errors import OutputError
 from simgen.io.layout import FORMAT_NAME, FORMAT_VERSION, conventions_json, episode_group_name
 from simgen.random.sample import EpisodeParams
-from simgen.run.records import EpisodeHeader, Record, SensorFrame, StateRecord
+from simgen.run.records import EpisodeEvents, EpisodeHeader, Record, SensorFrame, StateRecord
 from simgen.scene.schema import SCHEMA_VERSION, Scene
 
 #: Chosen by measurement on rendered frames (docs/dataset-format.md, "Compression"):
@@ -191,6 +191,7 @@ class _EpisodeWriter:
         self._pool = ThreadPoolExecutor(COMPRESS_THREADS) if self._direct else None
         self._pending: deque[tuple[h5py.Dataset, int, Future[bytes]]] = deque()
         self.states: list[StateRecord] = []
+        self.events: EpisodeEvents | None = None
         self.frame_counts: dict[str, int] = {}
         self.raw_bytes = 0
         self._ragged_len: dict[tuple[str, str], int] = {}
@@ -202,6 +203,8 @@ class _EpisodeWriter:
             self.states.append(rec)
         elif isinstance(rec, SensorFrame):
             self._frame(rec)
+        elif isinstance(rec, EpisodeEvents):
+            self.events = rec
 
     def _header(self, h: EpisodeHeader) -> None:
         o = self.g.create_group("objects")
@@ -346,4 +349,25 @@ class _EpisodeWriter:
             parts = [getattr(r.contacts, key) for r in s]
             if parts:
                 c.create_dataset(key, data=np.concatenate(parts))
+        self._events(self.events or EpisodeEvents.empty(len(s)))
         return sum(self.frame_counts.values()), self.raw_bytes
+
+    def _events(self, e: EpisodeEvents) -> None:
+        """Event labels, scenarios and per-frame values (written even when empty)."""
+
+        def strings(values: list[str]) -> np.ndarray:
+            return np.array(values, dtype=object).reshape(len(values))
+
+        g = self.g.create_group("events")
+        for key in ("name", "scenario", "action", "source"):
+            g.create_dataset(key, data=strings(getattr(e, key)), dtype=STR)
+        g.create_dataset("start_step", data=np.asarray(e.start_step, np.int64))
+        g.create_dataset("end_step", data=np.asarray(e.end_step, np.int64))
+        g.create_dataset("start_time", data=np.asarray(e.start_time, np.float64))
+        g.create_dataset("active", data=np.asarray(e.active, bool))
+        sc = self.g.create_group("scenarios")
+        sc.create_dataset("name", data=strings(e.scenario_names), dtype=STR)
+        sc.create_dataset("selected", data=np.asarray(e.scenario_selected, bool))
+        pf = self.g.create_group("per_frame")
+        pf.create_dataset("name", data=strings(e.per_frame_names), dtype=STR)
+        pf.create_dataset("value", data=np.asarray(e.per_frame_values, np.float64))

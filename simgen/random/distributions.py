@@ -8,18 +8,42 @@ In a file a distribution is a one-key mapping, the key naming the distribution::
 
 Each is a small immutable pydantic model with ``sample(rng)``; the generator is always passed in
 (see :mod:`simgen.random.seeding`). Sampling happens once per episode in
-:func:`simgen.random.sample.sample_episode`.
+:func:`simgen.random.sample.sample_episode` (or once per frame inside ``{per_frame: ...}``).
+
+Distributions that need more than a generator (a schedule needs the episode's place in the
+dataset, ``files`` the allowed asset folders, ``custom`` the sampler registry) implement
+``sample_in(rng, ctx)`` with a :class:`SamplingContext`. Spatial distributions (rotations,
+points, colors) live in :mod:`simgen.random.spatial`, files and asset pools in
+:mod:`simgen.random.files`; :mod:`simgen.random.kinds` groups them into the unions each kind of
+scene field accepts. docs/randomization.md lists them all.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simgen.errors import SamplingError
+
+
+@dataclass(frozen=True)
+class SamplingContext:
+    """What some distributions need besides a generator.
+
+    ``num_episodes`` is the dataset size (``None`` when unknown: schedules ``by: progress`` and
+    scenario quotas then refuse to sample); ``assets`` resolves folders for ``files``;
+    ``registry`` holds custom samplers (:class:`simgen.registry.Registry`).
+    """
+
+    episode_index: int = 0
+    num_episodes: int | None = None
+    assets: Any = None  # simgen.sim.assets.AssetResolver
+    registry: Any = None  # simgen.registry.Registry
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Distribution(BaseModel):
@@ -31,8 +55,12 @@ class Distribution(BaseModel):
     def sample(self, rng: np.random.Generator) -> Any:
         raise NotImplementedError
 
+    def sample_in(self, rng: np.random.Generator, ctx: SamplingContext) -> Any:
+        """Sample with context (schedules, files, custom samplers override this)."""
+        return self.sample(rng)
+
     def describe(self) -> str:
-        return f"{self.tag}: {self.model_dump()[self.tag]}"
+        return f"{self.tag}: {self.model_dump(mode='json')[self.tag]}"
 
 
 class Uniform(Distribution):
@@ -137,11 +165,16 @@ class ChoiceParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     values: list[Any]
     weights: list[float] | None = None
+    k: int | None = Field(default=None, ge=0, description="draw a list of k values")
+    replace: bool = Field(default=True, description="with k: false draws a set (no repeats)")
 
 
 class Choice(Distribution):
     """One of the listed values, optionally weighted:
-    ``{choice: [a, b, c]}`` or ``{choice: {values: [a, b], weights: [3, 1]}}``."""
+    ``{choice: [a, b, c]}`` or ``{choice: {values: [a, b], weights: [3, 1]}}``.
+
+    With ``k`` it draws a list of k values; ``replace: false`` makes them distinct (a set, in
+    the order drawn): ``{choice: {values: [a, b, c, d], k: 2, replace: false}}``."""
 
     tag: ClassVar[str] = "choice"
     choice: ChoiceParams
@@ -163,12 +196,21 @@ class Choice(Distribution):
                 raise ValueError("choice: weights and values differ in length")
             if any(w < 0 for w in c.weights) or sum(c.weights) <= 0:
                 raise ValueError("choice: weights must be >= 0 with a positive sum")
+        if c.k is not None and not c.replace:
+            usable = len(c.values) if c.weights is None else sum(w > 0 for w in c.weights)
+            if c.k > usable:
+                raise ValueError(
+                    f"choice: k={c.k} distinct values asked of {usable} (replace: false)"
+                )
         return self
 
     def sample(self, rng: np.random.Generator) -> Any:
         c = self.choice
         p = None if c.weights is None else np.asarray(c.weights) / np.sum(c.weights)
-        return c.values[int(rng.choice(len(c.values), p=p))]
+        if c.k is None:
+            return c.values[int(rng.choice(len(c.values), p=p))]
+        picks = rng.choice(len(c.values), size=c.k, replace=c.replace, p=p)
+        return [c.values[int(i)] for i in picks]
 
 
 class Bernoulli(Distribution):
@@ -187,12 +229,101 @@ class Bernoulli(Distribution):
         return bool(rng.random() < self.bernoulli)
 
 
-#: Every distribution by its tag. Explicit: extending it is an edit here, not an import side effect.
-DISTRIBUTIONS: dict[str, type[Distribution]] = {
-    d.tag: d for d in (Uniform, LogUniform, Normal, IntRange, Choice, Bernoulli)
-}
+Range = tuple[float, float]
 
-NUMERIC_DISTRIBUTIONS = ("uniform", "log_uniform", "normal", "randint", "choice")
+
+class ScheduleParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    start: float | Range = Field(description="value, or [low, high] of a uniform, at the start")
+    end: float | Range = Field(description="value, or [low, high] of a uniform, at the end")
+    by: Literal["progress", "episode"] = Field(
+        default="progress",
+        description="progress: episode index / (dataset size - 1); episode: index / episodes",
+    )
+    episodes: int | None = Field(
+        default=None, ge=1, description="with by: episode, the index at which 'end' is reached"
+    )
+
+
+def _range(x: float | Range) -> Range:
+    return (float(x), float(x)) if isinstance(x, (int, float)) else (float(x[0]), float(x[1]))
+
+
+class Schedule(Distribution):
+    """A curriculum: a value or a uniform range that moves linearly from ``start`` to ``end``
+    over the dataset, ``{schedule: {start: [0, 0.01], end: [0.04, 0.05]}}``.
+
+    With ``by: progress`` (default) the fraction is ``index / (N - 1)`` of a dataset of N
+    episodes (so the first episode uses ``start`` and the last ``end``); with
+    ``by: episode, episodes: K`` it is ``min(1, index / K)`` and does not need N."""
+
+    tag: ClassVar[str] = "schedule"
+    schedule: ScheduleParams
+
+    @model_validator(mode="after")
+    def _valid(self) -> Schedule:
+        p = self.schedule
+        for what, r in (("start", _range(p.start)), ("end", _range(p.end))):
+            if r[0] > r[1]:
+                raise ValueError(f"schedule: {what} low {r[0]} is above high {r[1]}")
+        if p.by == "episode" and p.episodes is None:
+            raise ValueError("schedule: by: episode needs 'episodes' (index reaching 'end')")
+        return self
+
+    def fraction(self, ctx: SamplingContext) -> float:
+        p = self.schedule
+        if p.by == "episode":
+            assert p.episodes is not None
+            return min(1.0, ctx.episode_index / p.episodes)
+        n = ctx.num_episodes
+        if n is None:
+            raise SamplingError(
+                "a schedule 'by: progress' needs the dataset size: pass the number of episodes "
+                "(simgen render --episodes N, or num_episodes= in Python)"
+            )
+        if ctx.episode_index >= n:
+            raise SamplingError(
+                f"episode {ctx.episode_index} is outside the dataset of {n} episodes that the "
+                "schedule spans; give the full dataset size (--episodes N)"
+            )
+        return ctx.episode_index / (n - 1) if n > 1 else 0.0
+
+    def range_at(self, t: float) -> Range:
+        (a0, b0), (a1, b1) = _range(self.schedule.start), _range(self.schedule.end)
+        return (a0 + (a1 - a0) * t, b0 + (b1 - b0) * t)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        raise SamplingError("a schedule samples only inside an episode (it needs its index)")
+
+    def sample_in(self, rng: np.random.Generator, ctx: SamplingContext) -> float:
+        lo, hi = self.range_at(self.fraction(ctx))
+        return float(rng.uniform(lo, hi)) if hi > lo else float(lo)
+
+
+class CustomParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    name: str = Field(min_length=1, description="name of a sampler in the registry")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments")
+
+
+class Custom(Distribution):
+    """A sampler registered in Python, ``{custom: {name: shelf_slot, args: {row: 2}}}``: the
+    function ``fn(rng, **args)`` from the :class:`simgen.registry.Registry` given to the
+    simulator. Its value must fit the field (a number, a vector, a color, ...)."""
+
+    tag: ClassVar[str] = "custom"
+    custom: CustomParams
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        raise SamplingError(
+            f"custom sampler {self.custom.name!r} needs a registry (Simulator(registry=...))"
+        )
+
+    def sample_in(self, rng: np.random.Generator, ctx: SamplingContext) -> Any:
+        if ctx.registry is None:
+            return self.sample(rng)
+        fn = ctx.registry.get_sampler(self.custom.name)
+        return fn(rng, **self.custom.args)
 
 
 def distribution_tag(value: Any) -> str | None:
@@ -205,31 +336,9 @@ def distribution_tag(value: Any) -> str | None:
     return None
 
 
-def _numeric_tag(value: Any) -> str:
+def numeric_discriminator(value: Any) -> str:
+    """Discriminator for ``number | distribution`` fields."""
     if isinstance(value, (dict, Distribution)):
         tag = distribution_tag(value)
         return tag if tag is not None else "<not a distribution>"
     return "value"
-
-
-NumDist = Annotated[
-    Annotated[Uniform, Tag("uniform")]
-    | Annotated[LogUniform, Tag("log_uniform")]
-    | Annotated[Normal, Tag("normal")]
-    | Annotated[IntRange, Tag("randint")]
-    | Annotated[Choice, Tag("choice")],
-    Discriminator(
-        lambda v: distribution_tag(v) or "<not a distribution>",
-        custom_error_type="invalid_distribution",
-        custom_error_message=(
-            "expected a number or a distribution written as a one-key mapping "
-            "({uniform: [lo, hi]}, {normal: [mean, std]}, {log_uniform: [lo, hi]}, "
-            "{randint: [lo, hi]}, {choice: [...]})"
-        ),
-    ),
-]
-
-
-def numeric_discriminator(value: Any) -> str:
-    """Discriminator for ``number | distribution`` fields."""
-    return _numeric_tag(value)

@@ -42,3 +42,18 @@ def episode_seed(base_seed: int, episode_index: int) -> int:
     """A single integer that identifies episode ``episode_index``'s randomness (recorded in datasets)."""
     state = seed_sequence(base_seed, episode_index).generate_state(2, np.uint32)
     return int((int(state[0]) << 32 | int(state[1])) & MAX_SEED)
+
+
+#: First spawn key of dataset-level streams: above every episode index, so they never collide.
+DATASET_KEY = 2**63
+
+
+def dataset_rng(base_seed: int, *keys: str | int) -> np.random.Generator:
+    """A random stream of the whole run, not of one episode (e.g. the permutation that picks a
+    scenario's quota of episodes). Depends only on ``base_seed`` and ``keys``."""
+    if not 0 <= base_seed <= MAX_SEED:
+        raise ValueError(f"seed must be in [0, 2**63-1], got {base_seed}")
+    seq = np.random.SeedSequence(
+        entropy=base_seed, spawn_key=(DATASET_KEY, *(_key_int(k) for k in keys))
+    )
+    return np.random.Generator(np.random.PCG64(seq))

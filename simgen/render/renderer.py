@@ -149,6 +149,24 @@ class Renderer:
             if made is not None:
                 self._light_nodes.append((light, self.scene.add(made[0], pose=made[1])))
         self._camera_node = None
+        self._hidden: set[int] = set()
+
+    def set_lights(self, lights: list[Any], background: Any) -> None:
+        """New colors and intensities of the scene's lights (same list, same order as loaded)
+        and a new background color: for scenario light changes and per-frame values."""
+        ambient = np.zeros(3)
+        others = []
+        for light in lights:
+            if isinstance(light, AmbientLight):
+                ambient += value(light.intensity) * np.array([value(c) for c in light.color[:3]])
+            else:
+                others.append(light)
+        self.scene.ambient_light = ambient
+        for light, (_, node) in zip(others, self._light_nodes, strict=True):
+            node.light.color = np.array([value(c) for c in light.color[:3]])
+            node.light.intensity = value(light.intensity)
+        bg = [value(c) for c in background]
+        self.scene.bg_color = np.array([*bg[:3], 1.0])
 
     def _light(self, light: Any) -> tuple[Any, np.ndarray] | None:
         pr = self.pyrender
@@ -175,10 +193,23 @@ class Renderer:
         return None
 
     def update(
-        self, part_poses_w: np.ndarray, light_poses_w: dict[int, np.ndarray] | None = None
+        self,
+        part_poses_w: np.ndarray,
+        light_poses_w: dict[int, np.ndarray] | None = None,
+        visible: np.ndarray | None = None,
     ) -> None:
-        """Move every visual part (and attached lights) to its pose at the current time."""
-        for node, pose in zip(self._part_nodes, part_poses_w, strict=True):
+        """Move every visual part (and attached lights) to its pose at the current time.
+        ``visible`` (P,) bool hides the parts of objects not in the world (default: all shown)."""
+        for i, (node, pose) in enumerate(zip(self._part_nodes, part_poses_w, strict=True)):
+            show = visible is None or bool(visible[i])
+            if not show:
+                if i not in self._hidden:
+                    self.scene.remove_node(node)
+                    self._hidden.add(i)
+                continue
+            if i in self._hidden:
+                self.scene.add_node(node)
+                self._hidden.discard(i)
             self.scene.set_pose(node, pose)
         for i, pose in (light_poses_w or {}).items():
             self.scene.set_pose(self._light_nodes[i][1], pose)

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from simgen.io.writer import DatasetWriter, EpisodeSummary
-from simgen.random.sample import sample_episode
 from simgen.run.episode import Simulator
 from simgen.scene.schema import Scene
 
@@ -41,20 +41,32 @@ def render_dataset(
     asset_roots: tuple[str | Path, ...] = (),
     on_episode: Callable[[EpisodeSummary], None] | None = None,
     simulator: Simulator | None = None,
+    num_episodes: int | None = None,
+    registry: Any = None,
 ) -> RunSummary:
     """Render the given episode indices of ``scene`` (base seed ``seed``) into ``out``.
 
-    ``simulator`` reuses an existing engine (GL context, mesh cache); by default one is made and
-    closed here. The file appears at ``out`` only when every episode is written.
+    ``num_episodes`` is the size of the dataset the episodes belong to (schedules ``by:
+    progress`` and scenario quotas depend on it); by default it is the number of episodes when
+    they are ``0 .. N-1``, else unknown. ``simulator`` reuses an existing engine (GL context,
+    mesh cache, registry); by default one is made and closed here. The file appears at ``out``
+    only when every episode is written.
     """
     t0 = time.perf_counter()
+    indices = list(episodes)
+    if num_episodes is None and indices == list(range(len(indices))):
+        num_episodes = len(indices)
     summary = RunSummary(Path(out))
     own = simulator is None
-    sim = simulator if simulator is not None else Simulator(gl=gl, asset_roots=asset_roots)
+    sim = (
+        simulator
+        if simulator is not None
+        else Simulator(gl=gl, asset_roots=asset_roots, registry=registry)
+    )
     try:
         with DatasetWriter(out, scene, seed, overwrite=overwrite) as writer:
-            for index in episodes:
-                params = sample_episode(scene, seed, index)
+            for index in indices:
+                params = sim.prepare(scene, seed, index, num_episodes=num_episodes)
                 ep = writer.write_episode(params, sim.run(params))
                 summary.episodes.append(ep)
                 if on_episode is not None:

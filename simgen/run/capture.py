@@ -40,18 +40,25 @@ class CaptureContext:
     world: PhysicsWorld
     renderer_factory: Any  # () -> Renderer, created on first use
     semantic_lut: np.ndarray  # instance id -> class id
+    # () -> (version, light specs, background): light/background changes from scenarios and
+    # per-frame values; applied to the renderer when the version changes
+    render_state: Any = None
+    # the episode's ScenarioRuntime: sensor faults for captures, e.g.
+    # ``ctx.scenario.lidar_faults(spec.name, ctx.world.step_index)`` (None outside episodes)
+    scenario: Any = None
     poses_synced: bool = False
     _renderer: Renderer | None = None
     params: Any = None  # the episode's EpisodeParams (random streams: params.rng(...))
     raycaster_factory: Any = None  # () -> simgen.sensors.raycast.RayCaster
     cache: dict[Any, Any] = field(default_factory=dict)  # per-episode state of sensor kinds
     # world poses at the current tick, set by sync_renderer (labels use the same poses)
-    part_poses_w: np.ndarray | None = None  # (P, 4, 4) visual parts
+    part_poses_w: np.ndarray | None = None  # (P, 4, 4) visual parts (NaN rows: not in the world)
     object_poses_w: np.ndarray | None = None  # (N, 4, 4) object frames
     # camera ground truth (simgen.run.labeling): per-episode geometry, one labeler per camera
     geometry: Any = None
     labelers: dict[str, Any] = field(default_factory=dict)
     hulls: dict[str, np.ndarray] = field(default_factory=dict)  # kept across episodes
+    _render_version: int = 0
 
     @property
     def renderer(self) -> Renderer:
@@ -70,7 +77,17 @@ class CaptureContext:
                 if w.bodies
                 else np.zeros((0, 4, 4))
             )
-            r.update(self.part_poses_w, _light_poses(w, r))
+            active = w.part_active()
+            r.update(
+                self.part_poses_w,
+                _light_poses(w, r),
+                visible=None if active.all() else active,
+            )
+            if self.render_state is not None:
+                version, lights, background = self.render_state()
+                if version != self._render_version:
+                    r.set_lights(lights, background)
+                    self._render_version = version
             self.poses_synced = True
         return r
 

@@ -1,21 +1,25 @@
-"""Run episodes: sample -> simulate -> sense, yielding records in time order.
+"""Run episodes: sample -> place -> simulate -> sense, yielding records in time order.
 
 :class:`Simulator` is the long-lived engine of a worker: it keeps the GL context and the mesh
 cache across episodes; every episode gets a fresh physics client that is closed at its end.
+Scenario events fire at their exact physics steps (:mod:`simgen.scenario.runtime`); optional
+:class:`Callbacks` see every step, frame and event.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simgen.random.sample import EpisodeParams, sample_episode
+from simgen.random.sample import EpisodeParams
 from simgen.run.capture import CaptureContext, capture, capture_part, capture_plan
 from simgen.run.records import EpisodeHeader, ObjectInfo, Record, SensorFrame, StateRecord
+from simgen.scenario.runtime import ActionContext, FiredEvent, ScenarioRuntime
 from simgen.scene.schema import Scene
 from simgen.scene.types import vec
 from simgen.sim.assets import AssetResolver
@@ -23,12 +27,38 @@ from simgen.sim.visuals import MeshLibrary
 from simgen.sim.world import PhysicsWorld
 
 
-class Simulator:
-    """Runs episodes; owns the renderer (GL context) and mesh cache across them."""
+@dataclass
+class Callbacks:
+    """Python hooks into a running episode (all optional, called in time order).
 
-    def __init__(self, *, gl: str | None = None, asset_roots: tuple[str | Path, ...] = ()) -> None:
+    ``on_step(ctx)`` runs at every physics step s, after the scenario actions of s and before
+    the state at s is recorded (``ctx`` is an :class:`~simgen.scenario.runtime.ActionContext`:
+    it may read and change the world, deterministically); ``on_frame(frame)`` gets every
+    :class:`SensorFrame`; ``on_event(event, ctx)`` every event as it fires.
+    """
+
+    on_step: Callable[[ActionContext], None] | None = None
+    on_frame: Callable[[SensorFrame], None] | None = None
+    on_event: Callable[[FiredEvent, ActionContext], None] | None = None
+
+
+class Simulator:
+    """Runs episodes; owns the renderer (GL context) and mesh cache across them.
+
+    ``registry`` (:class:`simgen.registry.Registry`) holds the custom samplers and actions the
+    scenes may name."""
+
+    def __init__(
+        self,
+        *,
+        gl: str | None = None,
+        asset_roots: tuple[str | Path, ...] = (),
+        registry: Any = None,
+    ) -> None:
         self.gl = gl
         self.asset_roots = tuple(Path(r) for r in asset_roots)
+        self.registry = registry
+        self.prepare_seconds = 0.0  # time of the last prepare (sampling, placement, checks)
         self.meshes = MeshLibrary()
         self._renderer: Any = None
         self._raycaster: Any = None
@@ -69,19 +99,67 @@ class Simulator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def episode(self, scene: Scene, seed: int, index: int) -> Iterator[Record]:
-        """Sample episode ``index`` of ``scene`` with base seed ``seed`` and run it."""
-        return self.run(sample_episode(scene, seed, index))
+    def prepare(
+        self, scene: Scene, seed: int, index: int, *, num_episodes: int | None = None
+    ) -> EpisodeParams:
+        """The final parameters of episode ``index``: sampled, scattered objects placed and
+        settled, ``require`` met (:func:`simgen.run.prepare.prepare_episode`)."""
+        from simgen.run.prepare import prepare_episode
 
-    def run(self, params: EpisodeParams) -> Iterator[Record]:
-        """Run one resolved episode. Yields an :class:`EpisodeHeader`, then per tick a
-        :class:`StateRecord` followed by that tick's :class:`SensorFrame` s. A camera with
-        the ``flow`` label yields each frame one capture late (forward flow needs the next
-        frame); each sensor's frames stay in order."""
+        t0 = time.perf_counter()
+        params = prepare_episode(
+            scene,
+            seed,
+            index,
+            num_episodes=num_episodes,
+            registry=self.registry,
+            asset_roots=self.asset_roots,
+            meshes=self.meshes,
+        )
+        self.prepare_seconds = time.perf_counter() - t0
+        return params
+
+    def episode(
+        self,
+        scene: Scene,
+        seed: int,
+        index: int,
+        *,
+        num_episodes: int | None = None,
+        callbacks: Callbacks | None = None,
+    ) -> Iterator[Record]:
+        """Prepare episode ``index`` of ``scene`` with base seed ``seed`` and run it."""
+        return self.run(self.prepare(scene, seed, index, num_episodes=num_episodes), callbacks)
+
+    def frames(
+        self,
+        scene: Scene,
+        seed: int,
+        index: int,
+        *,
+        num_episodes: int | None = None,
+        callbacks: Callbacks | None = None,
+    ) -> Iterator[SensorFrame]:
+        """The sensor frames of one episode, in time order (interactive use)."""
+        for rec in self.episode(scene, seed, index, num_episodes=num_episodes, callbacks=callbacks):
+            if isinstance(rec, SensorFrame):
+                yield rec
+
+    def run(self, params: EpisodeParams, callbacks: Callbacks | None = None) -> Iterator[Record]:
+        """Run one prepared episode. Yields an :class:`EpisodeHeader`, then per tick a
+        :class:`StateRecord` followed by that tick's :class:`SensorFrame` s, then the
+        episode's :class:`~simgen.run.records.EpisodeEvents`."""
+        if not params.placed:
+            raise ValueError(
+                "these parameters have scattered objects not yet placed: get them from "
+                "Simulator.prepare (or simgen.run.prepare.prepare_episode), not sample_episode"
+            )
+        cb = callbacks or Callbacks()
         scene = params.scene
         assets = AssetResolver.for_scene(scene.base_dir, self.asset_roots)
         t0 = time.perf_counter()
         with PhysicsWorld(params, assets=assets, meshes=self.meshes) as world:
+            runtime = ScenarioRuntime(params, world, registry=self.registry, on_event=cb.on_event)
             self.timings = {"build": time.perf_counter() - t0, "physics": 0.0, "sensors": 0.0}
             classes = scene.class_table()
             lut = np.zeros(len(world.bodies) + 1, dtype=np.uint16)
@@ -93,13 +171,6 @@ class Simulator:
             tick_steps = np.unique(
                 np.concatenate([np.zeros(1, np.int64), *(p.frame_steps for p in plans.values())])
             )
-            # parts of frames that span time (LiDAR sweep sectors), by the step they are taken at
-            parts_at: dict[int, list[tuple[Any, int, int]]] = {}
-            for spec in scene.sensors:
-                for k, row in enumerate(plans[spec.name].part_steps.tolist()):
-                    for j, st in enumerate(row):
-                        parts_at.setdefault(st, []).append((spec, k, j))
-            pending: dict[tuple[str, int], list[Any]] = {}
             renderer_loaded = False
 
             def factory():  # type: ignore[no-untyped-def]
@@ -113,19 +184,12 @@ class Simulator:
                 world=world,
                 renderer_factory=factory,
                 semantic_lut=lut,
+                render_state=lambda: (runtime.render_version, runtime.lights, runtime.background),
+                scenario=runtime,
                 params=params,
                 raycaster_factory=self.raycaster,
                 hulls=self._hulls,
             )
-
-            def take_parts() -> None:
-                todo = parts_at.pop(world.step_index, ())
-                if todo:
-                    t2 = time.perf_counter()
-                    for spec, k, j in todo:
-                        pending.setdefault((spec.name, k), []).append(capture_part(spec, ctx, k, j))
-                    self.timings["sensors"] += time.perf_counter() - t2
-
             yield EpisodeHeader(
                 objects=[
                     ObjectInfo(
@@ -144,44 +208,95 @@ class Simulator:
                 ticks_steps=tick_steps,
                 sensor_kinds={s.name: s.kind for s in scene.sensors},
             )
-            frame_counts = {s.name: 0 for s in scene.sensors}
-            frame_at = {
-                name: {st: k for k, st in enumerate(p.frame_steps.tolist())}
-                for name, p in plans.items()
-            }
-            for tick, step in enumerate(tick_steps.tolist()):
-                while world.step_index < step:
-                    take_parts()
-                    t1 = time.perf_counter()
-                    world.step()
-                    self.timings["physics"] += time.perf_counter() - t1
-                take_parts()
-                yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
-                ctx.poses_synced = False
-                for spec in scene.sensors:
-                    frame = frame_at[spec.name].get(step)
-                    if frame is None:
-                        continue
-                    t2 = time.perf_counter()
-                    parts = pending.pop((spec.name, frame), [])
-                    pose, arrays, static, ragged = capture(spec, ctx, parts)
-                    self.timings["sensors"] += time.perf_counter() - t2
-                    sframe = SensorFrame(
-                        sensor=spec.name,
-                        kind=spec.kind,
-                        index=frame_counts[spec.name],
-                        tick=tick,
-                        step=step,
-                        time=world.time,
-                        pose_w=pose,
-                        arrays=arrays,
-                        static=static,
-                        ragged=ragged,
-                    )
-                    frame_counts[spec.name] += 1
-                    t3 = time.perf_counter()
-                    done = list(ctx.release(sframe))
-                    self.timings["sensors"] += time.perf_counter() - t3
-                    yield from done
-            yield from ctx.release_all()
+            yield from self._loop(world, runtime, ctx, scene, plans, tick_steps, cb)
             self.label_timings = {name: dict(lab.timings) for name, lab in ctx.labelers.items()}
+            yield runtime.labels(tick_steps)
+
+    def _loop(
+        self,
+        world: PhysicsWorld,
+        runtime: ScenarioRuntime,
+        ctx: CaptureContext,
+        scene: Scene,
+        plans: dict[str, Any],
+        tick_steps: np.ndarray,
+        cb: Callbacks,
+    ) -> Iterator[Record]:
+        """Step through ``[0, end)``: scenario actions and callbacks at every step, parts of
+        frames that span time (LiDAR sweep sectors) at their steps, records at ticks. Without
+        scenarios or a step callback the world stops at the last tick, as nothing after it is
+        seen; with them it runs to the episode's end so late events count too. A camera with
+        the ``flow`` label releases each frame one capture late (forward flow needs the next
+        frame); each sensor's frames stay in order."""
+        frame_counts = {s.name: 0 for s in scene.sensors}
+        frame_at = {
+            name: {st: k for k, st in enumerate(p.frame_steps.tolist())}
+            for name, p in plans.items()
+        }
+        parts_at: dict[int, list[tuple[Any, int, int]]] = {}
+        for spec in scene.sensors:
+            for k, row in enumerate(plans[spec.name].part_steps.tolist()):
+                for j, st in enumerate(row):
+                    parts_at.setdefault(st, []).append((spec, k, j))
+        pending: dict[tuple[str, int], list[Any]] = {}
+        ticks = tick_steps.tolist()
+        busy = runtime.busy or cb.on_step is not None
+        end = world.num_steps if busy else ticks[-1] + 1
+        tick = 0
+        for step in range(end):
+            if step > 0:
+                t1 = time.perf_counter()
+                world.step()
+                self.timings["physics"] += time.perf_counter() - t1
+            if busy:
+                runtime.at_step(step)
+            if cb.on_step is not None:
+                cb.on_step(ActionContext(runtime, step, None))
+            todo = parts_at.pop(step, ())
+            if todo:
+                t2 = time.perf_counter()
+                ctx.poses_synced = False
+                for spec, k, j in todo:
+                    pending.setdefault((spec.name, k), []).append(capture_part(spec, ctx, k, j))
+                self.timings["sensors"] += time.perf_counter() - t2
+            if tick >= len(ticks) or ticks[tick] != step:
+                continue
+            runtime.at_tick(tick)
+            yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
+            ctx.poses_synced = False
+            for spec in scene.sensors:
+                k = frame_at[spec.name].get(step)
+                if k is None:
+                    continue
+                t2 = time.perf_counter()
+                pose, arrays, static, ragged = capture(spec, ctx, pending.pop((spec.name, k), []))
+                if "rgb" in arrays:
+                    arrays["rgb"] = runtime.apply_camera_faults(
+                        spec.name, step, tick, arrays["rgb"]
+                    )
+                self.timings["sensors"] += time.perf_counter() - t2
+                frame = SensorFrame(
+                    sensor=spec.name,
+                    kind=spec.kind,
+                    index=frame_counts[spec.name],
+                    tick=tick,
+                    step=step,
+                    time=world.time,
+                    pose_w=pose,
+                    arrays=arrays,
+                    static=static,
+                    ragged=ragged,
+                )
+                frame_counts[spec.name] += 1
+                t3 = time.perf_counter()
+                done = list(ctx.release(frame))
+                self.timings["sensors"] += time.perf_counter() - t3
+                for f in done:
+                    if cb.on_frame is not None:
+                        cb.on_frame(f)
+                    yield f
+            tick += 1
+        for f in ctx.release_all():
+            if cb.on_frame is not None:
+                cb.on_frame(f)
+            yield f

@@ -74,4 +74,41 @@ class EpisodeHeader:
     gl_renderer: str | None = None
 
 
-Record = EpisodeHeader | StateRecord | SensorFrame
+@dataclass(frozen=True)
+class EpisodeEvents:
+    """Emitted last: the events that fired (E), which ticks (T) each was active at, which
+    scenarios happened, and the per-frame values drawn at each tick (P columns)."""
+
+    name: list[str]
+    scenario: list[str]
+    action: list[str]
+    source: list[str]  # "timeline", "trigger" or "python"
+    start_step: np.ndarray  # (E,) int64
+    end_step: np.ndarray  # (E,) int64, exclusive
+    start_time: np.ndarray  # (E,) float64, s
+    active: np.ndarray  # (T, E) bool
+    scenario_names: list[str]
+    scenario_selected: np.ndarray  # (S,) bool
+    per_frame_names: list[str]
+    per_frame_values: np.ndarray  # (T, P) float64
+
+    @staticmethod
+    def empty(n_ticks: int) -> EpisodeEvents:
+        z = np.zeros(0, np.int64)
+        return EpisodeEvents(
+            [],
+            [],
+            [],
+            [],
+            z,
+            z,
+            np.zeros(0),
+            np.zeros((n_ticks, 0), bool),
+            [],
+            np.zeros(0, bool),
+            [],
+            np.zeros((n_ticks, 0)),
+        )
+
+
+Record = EpisodeHeader | StateRecord | SensorFrame | EpisodeEvents

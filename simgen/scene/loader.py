@@ -126,8 +126,12 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> Path_:
     return tuple(out)
 
 
+#: Tags of the ``value | distribution`` unions (simgen.scene.types); never field names.
+_UNION_TAGS = ("value", "distribution")
+
+
 def _is_field_of(loc: tuple[Any, ...], part: str) -> bool:
-    return part == loc[-1]
+    return part == loc[-1] and part not in _UNION_TAGS
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from simgen.scene.types import (
     IDENTITY,
     ZERO3,
+    AssetRef,
     Color,
     NonNegNum,
     Pose,
@@ -43,8 +44,9 @@ class Material(Strict_):
     """Surface appearance (PBR metallic-roughness)."""
 
     color: Color = (0.8, 0.8, 0.8)
-    texture: str | None = Field(
-        default=None, description="image file relative to the scene file, or 'pybullet:<path>'"
+    texture: AssetRef | None = Field(
+        default=None,
+        description="image file relative to the scene file, 'pybullet:<path>', or {files: ...}",
     )
     metallic: UnitNum = 0.0
     roughness: UnitNum = 0.6
@@ -149,7 +151,9 @@ class MeshObject(ObjectBase):
     """A mesh file (OBJ, STL, PLY, GLB/GLTF, OFF) loaded with trimesh, in meters after ``scale``."""
 
     kind: Literal["mesh"] = "mesh"
-    file: str = Field(description="relative to the scene file, or 'pybullet:<path>'")
+    file: AssetRef = Field(
+        description="relative to the scene file, 'pybullet:<path>', or {files: ...}"
+    )
     scale: PosNum | PosVec3 = 1.0
     collision: Literal["convex_hull", "convex_decomposition", "mesh"] = Field(
         default="convex_hull",
@@ -171,7 +175,7 @@ class UrdfObject(ObjectBase):
     ``simgen:<path>`` (simgen's assets) or a file relative to the scene file."""
 
     kind: Literal["urdf"] = "urdf"
-    asset: str
+    asset: AssetRef
     scale: PosNum = Field(default=1.0, description="global scaling of the whole model")
     mass: PosNum | None = Field(default=None, description="kg; default: the URDF's own masses")  # type: ignore[assignment]
 

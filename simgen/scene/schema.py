@@ -6,13 +6,15 @@ models. Values may be distributions; :func:`simgen.random.sample.sample_episode`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
 from simgen.errors import FieldValueError
+from simgen.scenario.spec import Scenario
 from simgen.scene.lights import AmbientLight, DirectionalLight, Light
 from simgen.scene.objects import ClassName, SceneObject, UrdfObject
+from simgen.scene.placement import Constraint, Randomization, Scatter
 from simgen.scene.sensors import Sensor
 from simgen.scene.types import Color, PosNum, Strict_, Vec3, value
 
@@ -70,6 +72,17 @@ class Scene(Strict_):
     objects: list[SceneObject] = Field(default_factory=list, max_length=MAX_OBJECTS)
     lights: list[Light] = Field(default_factory=_default_lights)
     sensors: list[Sensor] = Field(default_factory=list)
+    # Randomization and scenarios (docs/randomization.md, docs/scenarios.md)
+    scatter: list[Scatter] = Field(
+        default_factory=list, description="objects scattered at random in a region"
+    )
+    require: list[Constraint] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="constraints every episode must meet at t = 0"
+    )
+    randomization: Randomization = Randomization()
+    scenarios: list[Scenario] = Field(
+        default_factory=list, description="timeline events and triggers, in some episodes"
+    )
 
     # Where the scene came from (set by the loader; not part of the data).
     _source_text: str | None = PrivateAttr(default=None)
@@ -90,8 +103,20 @@ class Scene(Strict_):
         """Folder that relative asset paths are resolved against (None: current directory)."""
         return self._base_dir
 
+    def replace(self, **changes: Any) -> Scene:
+        """A validated copy with some fields changed (``scene.replace(objects=[...])``), still
+        knowing where the scene came from (for relative asset paths)."""
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        new = type(self).model_validate({**data, **changes})
+        new._source_text, new._source_path, new._base_dir = (
+            self._source_text,
+            self._source_path,
+            self._base_dir,
+        )
+        return new
+
     @model_validator(mode="after")
-    def _references(self) -> Scene:
+    def _references(self, info: ValidationInfo) -> Scene:
         _unique([o.name for o in self.objects], "objects", "object")
         _unique([s.name for s in self.sensors], "sensors", "sensor")
         names = {o.name: o for o in self.objects}
@@ -102,9 +127,14 @@ class Scene(Strict_):
             att = getattr(light, "attach_to", None)
             if att is not None:
                 _check_attachment(names, att.object, att.link, ("lights", i))
+        from simgen.scenario.checks import check_references, extra_classes
+
+        # a resolved episode (simgen.random.sample) has its scatter blocks consumed
+        check_references(self, resolved=bool(info.context and info.context.get("resolved")))
         if self.classes is not None:
             _unique(self.classes, "classes", "class")
-            missing = sorted({o.class_name for o in self.objects} - set(self.classes))
+            used = {o.class_name for o in self.objects} | set(extra_classes(self))
+            missing = sorted(used - set(self.classes))
             if missing:
                 raise FieldValueError(
                     ("classes",), f"{missing} are used by objects but not listed in 'classes'"
@@ -138,13 +168,17 @@ class Scene(Strict_):
         return [False] + [c in stuff for c in self.class_table()[1:]]
 
     def class_table(self) -> list[str]:
-        """Class names by id: index 0 is 'background', then the scene's classes."""
+        """Class names by id: index 0 is 'background', then the scene's classes (objects in
+        order of first appearance, then those of scattered and spawned objects)."""
+        from simgen.scenario.checks import extra_classes
+
         if self.classes is not None:
             return [BACKGROUND_CLASS, *self.classes]
         seen: list[str] = []
         for o in self.objects:
             if o.class_name not in seen:
                 seen.append(o.class_name)
+        seen.extend(c for c in extra_classes(self) if c not in seen)
         return [BACKGROUND_CLASS, *seen]
 
 

@@ -1,4 +1,10 @@
-"""Field types shared by the scene models: numbers that may be random, vectors, colors, poses."""
+"""Field types shared by the scene models: numbers that may be random, vectors, colors, poses.
+
+Every kind of value may also be a distribution (docs/randomization.md): a number
+(``{uniform: [0, 1]}``), a vector (per component, or ``{in_box: ...}`` as a whole), a color
+(``{hsv: ...}``), an orientation (``{uniform_rotation: {}}``), an asset path (``{files: ...}``)
+or a count (``{randint: [2, 5]}``). :mod:`simgen.random.kinds` lists which.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,16 @@ from pydantic import (
     model_validator,
 )
 
-from simgen.random.distributions import Distribution, NumDist, numeric_discriminator
+from simgen.random.distributions import Distribution, numeric_discriminator
+from simgen.random.kinds import (
+    ROTATION,
+    AssetDist,
+    ColorDist,
+    CountDist,
+    NumDist,
+    VecDist,
+    dist_union,
+)
 
 
 class Strict_(BaseModel):
@@ -45,20 +60,44 @@ def _number(**constraints: float) -> Any:
     ]
 
 
+def _seq_tag(v: Any) -> str:
+    return "distribution" if isinstance(v, (dict, Distribution)) else "value"
+
+
+def _whole_or_dist(value_type: Any, dist: Any) -> Any:
+    """A value given in full (a list of components, a string) or one distribution for all of it."""
+    return Annotated[
+        Annotated[value_type, Tag("value")] | Annotated[dist, Tag("distribution")],
+        Discriminator(_seq_tag),
+    ]
+
+
 if TYPE_CHECKING:  # what the fields hold, for the type checker
+    # Numbers may hold a distribution until sampled (value() checks); vectors, colors,
+    # orientations, counts and asset paths are typed in their resolved form, which is what the
+    # engines read (vec(), count() and the engines' own checks refuse unresolved ones).
     Num = float | Distribution
     PosNum = Num
     NonNegNum = Num
     UnitNum = Num
+    Vec3 = tuple[Num, Num, Num]
+    PosVec3 = Vec3
+    Count = int
+    AssetRef = str
 else:
     #: A number in SI units (degrees in ``*_deg`` fields), or a distribution.
     Num = _number()
     PosNum = _number(gt=0)
     NonNegNum = _number(ge=0)
     UnitNum = _number(ge=0, le=1)
+    #: ``[x, y, z]`` (each may be a distribution) or a point distribution (``{in_box: ...}``).
+    Vec3 = _whole_or_dist(tuple[Num, Num, Num], VecDist)
+    PosVec3 = _whole_or_dist(tuple[PosNum, PosNum, PosNum], VecDist)
+    #: A non-negative integer or an integer distribution (``{randint: [2, 6]}``).
+    Count = _whole_or_dist(Annotated[int, Strict(), Field(ge=0)], CountDist)
+    #: An asset path (:mod:`simgen.sim.assets`) or ``{files: ...}`` / ``{choice: [...]}``.
+    AssetRef = _whole_or_dist(Annotated[str, Strict(), Field(min_length=1)], AssetDist)
 
-Vec3 = tuple[Num, Num, Num]
-PosVec3 = tuple[PosNum, PosNum, PosNum]
 Vec2 = tuple[Num, Num]
 
 ZERO3: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -73,7 +112,29 @@ def value(x: Any) -> float:
 
 def vec(x: Any) -> np.ndarray:
     """A resolved vector as a float64 array."""
+    if isinstance(x, Distribution):
+        raise TypeError(f"unresolved distribution {x.describe()}: sample the scene first")
     return np.array([value(v) for v in x], dtype=np.float64)
+
+
+def count(x: Any) -> int:
+    """A resolved count."""
+    if isinstance(x, Distribution):
+        raise TypeError(f"unresolved distribution {x.describe()}: sample the scene first")
+    return int(x)
+
+
+def is_random(x: Any) -> bool:
+    """Whether a field value still holds a distribution anywhere inside it."""
+    if isinstance(x, Distribution):
+        return True
+    if isinstance(x, BaseModel):
+        return any(is_random(getattr(x, n)) for n in type(x).model_fields)
+    if isinstance(x, (list, tuple)):
+        return any(is_random(v) for v in x)
+    if isinstance(x, dict):
+        return any(is_random(v) for v in x.values())
+    return False
 
 
 def _parse_hex(s: str) -> tuple[float, ...]:
@@ -89,11 +150,19 @@ def _color_before(v: Any) -> Any:
     return v
 
 
-Color = Annotated[
-    tuple[UnitNum, UnitNum, UnitNum] | tuple[UnitNum, UnitNum, UnitNum, UnitNum],
-    BeforeValidator(_color_before),
-    Field(description="RGB or RGBA with components in [0, 1], or '#rrggbb' / '#rrggbbaa'"),
-]
+if TYPE_CHECKING:
+    Color = tuple[Num, ...]
+else:
+    Color = Annotated[
+        _whole_or_dist(
+            tuple[UnitNum, UnitNum, UnitNum] | tuple[UnitNum, UnitNum, UnitNum, UnitNum], ColorDist
+        ),
+        BeforeValidator(_color_before),
+        Field(
+            description="RGB or RGBA with components in [0, 1], '#rrggbb' / '#rrggbbaa', "
+            "or a color distribution ({hsv: ...}, {choice: [...]})"
+        ),
+    ]
 
 
 class EulerOrientation(Strict_):
@@ -118,24 +187,39 @@ class QuatOrientation(Strict_):
         return q
 
 
+_ORIENTATION_EXPECTED = (
+    "{euler_deg: [roll, pitch, yaw]}, {quat_wxyz: [w, x, y, z]} or a rotation distribution: "
+    + ", ".join("{" + c.tag + ": ...}" for c in ROTATION)
+)
+RotationDist = dist_union(ROTATION, _ORIENTATION_EXPECTED)
+
+
 def _orientation_tag(v: Any) -> str:
-    if isinstance(v, dict) and len(v) == 1:
-        return str(next(iter(v)))
     if isinstance(v, EulerOrientation):
         return "euler_deg"
     if isinstance(v, QuatOrientation):
         return "quat_wxyz"
+    if isinstance(v, Distribution):
+        return "distribution"
+    if isinstance(v, dict) and len(v) == 1:
+        key = str(next(iter(v)))
+        return key if key in ("euler_deg", "quat_wxyz") else "distribution"
     return "<invalid>"
 
 
-Orientation = Annotated[
-    Annotated[EulerOrientation, Tag("euler_deg")] | Annotated[QuatOrientation, Tag("quat_wxyz")],
-    Discriminator(
-        _orientation_tag,
-        custom_error_type="invalid_orientation",
-        custom_error_message="expected {euler_deg: [roll, pitch, yaw]} or {quat_wxyz: [w, x, y, z]}",
-    ),
-]
+if TYPE_CHECKING:
+    Orientation = EulerOrientation | QuatOrientation
+else:
+    Orientation = Annotated[
+        Annotated[EulerOrientation, Tag("euler_deg")]
+        | Annotated[QuatOrientation, Tag("quat_wxyz")]
+        | Annotated[RotationDist, Tag("distribution")],
+        Discriminator(
+            _orientation_tag,
+            custom_error_type="invalid_orientation",
+            custom_error_message="expected " + _ORIENTATION_EXPECTED,
+        ),
+    ]
 
 IDENTITY = EulerOrientation(euler_deg=(0.0, 0.0, 0.0))
 

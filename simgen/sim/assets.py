@@ -16,6 +16,7 @@ pointing elsewhere) is refused with :class:`AssetError`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from simgen.errors import AssetError
@@ -24,12 +25,14 @@ PYBULLET_PREFIX = "pybullet:"
 SIMGEN_PREFIX = "simgen:"
 
 
+@lru_cache(maxsize=1)
 def pybullet_data_dir() -> Path:
     import pybullet_data
 
     return Path(pybullet_data.getDataPath()).resolve()
 
 
+@lru_cache(maxsize=1)
 def simgen_assets_dir() -> Path:
     """The ``assets/`` folder shipped next to the package (repository layout)."""
     return (Path(__file__).resolve().parents[2] / "assets").resolve()
@@ -52,16 +55,13 @@ class AssetResolver:
     def roots(self) -> list[Path]:
         return [self.base_dir, simgen_assets_dir(), pybullet_data_dir(), *self.extra_roots]
 
-    def resolve(self, name: str, what: str = "asset") -> Path:
-        """The real path of asset ``name``; raises AssetError if missing or outside the roots."""
+    def _confined(self, name: str, what: str) -> Path:
         if not name or "\x00" in name:
             raise AssetError(f"{what}: empty or invalid file name {name!r}")
         if name.startswith(PYBULLET_PREFIX):
-            root = pybullet_data_dir()
-            candidate = root / name[len(PYBULLET_PREFIX) :]
+            candidate = pybullet_data_dir() / name[len(PYBULLET_PREFIX) :]
         elif name.startswith(SIMGEN_PREFIX):
-            root = simgen_assets_dir()
-            candidate = root / name[len(SIMGEN_PREFIX) :]
+            candidate = simgen_assets_dir() / name[len(SIMGEN_PREFIX) :]
         else:
             candidate = Path(name) if Path(name).is_absolute() else self.base_dir / name
         real = candidate.resolve()
@@ -71,6 +71,18 @@ class AssetResolver:
                 f"({', '.join(str(r) for r in self.roots())}); "
                 "pass --asset-root to allow another folder"
             )
+        return real
+
+    def resolve_dir(self, name: str, what: str = "folder") -> Path:
+        """The real path of asset folder ``name`` (same prefixes and roots as files)."""
+        real = self._confined(name, what)
+        if not real.is_dir():
+            raise AssetError(f"{what} {name!r}: no such folder {real}")
+        return real
+
+    def resolve(self, name: str, what: str = "asset") -> Path:
+        """The real path of asset ``name``; raises AssetError if missing or outside the roots."""
+        real = self._confined(name, what)
         if not real.is_file():
             hint = ""
             if name.startswith(PYBULLET_PREFIX):

@@ -54,6 +54,7 @@ class BuildContext:
     meshes: MeshLibrary
     instance_id: int
     pybullet_visuals: bool = False  # also give primitives pybullet visual shapes (debug/benchmarks)
+    visuals: bool = True  # False: physics only, no visual parts (faster URDF loading)
 
 
 @dataclass
@@ -248,12 +249,13 @@ def _(spec: UrdfObject, ctx: BuildContext) -> Built:
                 baseOrientation=wxyz_to_xyzw(q).tolist(),
                 useFixedBase=bool(spec.static),
                 globalScaling=value(spec.scale),
+                flags=0 if ctx.visuals else pb.URDF_IGNORE_VISUAL_SHAPES,
             )
     except pb.error as e:
         raise AssetError(f"object {spec.name!r}: pybullet cannot load {path}: {e}") from None
     if spec.mass is not None and not spec.static:
         c.changeDynamics(body, -1, mass=value(spec.mass))
-    return Built(body, _urdf_parts(spec, ctx, body, path))
+    return Built(body, _urdf_parts(spec, ctx, body, path) if ctx.visuals else [])
 
 
 def _load_sdf(

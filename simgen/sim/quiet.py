@@ -23,12 +23,17 @@ def quiet_c_output() -> Iterator[None]:
     """Point file descriptors 1 and 2 at /dev/null for the duration (C-level prints included).
 
     Python exceptions are unaffected (they are raised, not printed)."""
-    fds = []
     for stream in (sys.stdout, sys.stderr):
         try:
-            fds.append(stream.fileno())
             stream.flush()
-        except (AttributeError, OSError, ValueError):  # pytest capture, notebooks
+        except (AttributeError, OSError, ValueError):
+            pass
+    fds = []
+    for fd in (1, 2):  # the C-level descriptors, whatever Python's streams are wrapped in
+        try:
+            os.fstat(fd)
+            fds.append(fd)
+        except OSError:
             pass
     if not fds:
         yield

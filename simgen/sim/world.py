@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,8 @@ class Body:
 class ObjectStates:
     """World-frame state of every object's frame (the pose given in the scene file), at one time.
 
-    Arrays are indexed by ``instance_id - 1``.
+    Arrays are indexed by ``instance_id - 1``. Objects not in the world at that time (before
+    their spawn event, after their removal) have NaN in every array.
     """
 
     position_w: np.ndarray  # (N, 3) float64, meters
@@ -76,8 +77,17 @@ class PhysicsWorld:
         assets: AssetResolver,
         meshes: MeshLibrary,
         pybullet_visuals: bool = False,
+        placing: bool = False,
+        visuals: bool = True,
     ) -> None:
+        if not params.placed and not placing:
+            raise ValueError(
+                "these parameters have scattered objects not yet placed: get them from "
+                "simgen.run.prepare.prepare_episode (or Simulator.prepare), not sample_episode"
+            )
         self._pybullet_visuals = pybullet_visuals
+        self._visuals = visuals  # False: physics only (placement worlds), no visual_parts
+        self._assets, self._meshes = assets, meshes
         self.params = params
         self.scene = params.scene
         sim = self.scene.simulation
@@ -106,16 +116,9 @@ class PhysicsWorld:
         classes = self.scene.class_table()
         self.bodies: list[Body] = []
         self.visual_parts: list[VisualPart] = []
-        for i, spec in enumerate(self.scene.objects):
-            ctx = BuildContext(
-                client=c,
-                assets=assets,
-                meshes=meshes,
-                instance_id=i + 1,
-                pybullet_visuals=self._pybullet_visuals,
-            )
-            built = build(spec, ctx)
-            self._set_dynamics(built.body_id, spec)
+        # the scene's objects, then those scenarios may spawn (built, then taken out at t = 0)
+        for i, spec in enumerate([*self.scene.objects, *spawnable_objects(self.scene)]):
+            built = self._build(spec, i + 1)
             dyn = c.getDynamicsInfo(built.body_id, -1)
             com_in_frame = pose_matrix(dyn[3], xyzw_to_wxyz(dyn[4]))
             links = {
@@ -134,8 +137,54 @@ class PhysicsWorld:
                 )
             )
             self.visual_parts.extend(built.parts)
-        self._instance_by_body = {b.body_id: b.instance_id for b in self.bodies}
+        self.active = np.ones(len(self.bodies), dtype=bool)
+        self._index_bodies()
+
+    def _build(self, spec: ObjectBase, instance_id: int) -> Any:
+        ctx = BuildContext(
+            client=self._client,
+            assets=self._assets,
+            meshes=self._meshes,
+            instance_id=instance_id,
+            pybullet_visuals=self._pybullet_visuals,
+            visuals=self._visuals,
+        )
+        built = build(spec, ctx)
+        self._set_dynamics(built.body_id, spec)
+        return built
+
+    def _index_bodies(self) -> None:
+        self._instance_by_body = {
+            b.body_id: b.instance_id for b in self.bodies if self.active[b.instance_id - 1]
+        }
         self._body_by_name = {b.name: b for b in self.bodies}
+
+    # -- objects entering and leaving (scenario spawn / remove) ---------------------------------
+
+    def deactivate(self, name: str) -> None:
+        """Take an object out of the world; its state reads NaN until :meth:`activate`."""
+        b = self._body_by_name[name]
+        if self.active[b.instance_id - 1]:
+            self.client.removeBody(b.body_id)
+            self.active[b.instance_id - 1] = False
+            self._index_bodies()
+
+    def activate(self, name: str, spec: ObjectBase | None = None) -> None:
+        """Put an object (back) into the world, built from ``spec`` (default: its own), with the
+        same instance id and visual parts."""
+        b = self._body_by_name[name]
+        i = b.instance_id - 1
+        if self.active[i]:
+            self.deactivate(name)
+        new_spec = spec if spec is not None else b.spec
+        built = self._build(new_spec, b.instance_id)
+        self.bodies[i] = replace(b, body_id=built.body_id, spec=new_spec)
+        self.active[i] = True
+        self._index_bodies()
+
+    def part_active(self) -> np.ndarray:
+        """(P,) bool: whether each visual part's object is in the world now."""
+        return np.array([self.active[p.instance_id - 1] for p in self.visual_parts], dtype=bool)
 
     def _set_dynamics(self, body: int, spec: ObjectBase) -> None:
         c = self._client
@@ -203,6 +252,9 @@ class PhysicsWorld:
         lin = np.zeros((n, 3))
         ang = np.zeros((n, 3))
         for i, b in enumerate(self.bodies):
+            if not self.active[i]:
+                pos[i] = quat[i] = lin[i] = ang[i] = np.nan
+                continue
             p_com, q_com = c.getBasePositionAndOrientation(b.body_id)
             v_com, w = c.getBaseVelocity(b.body_id)
             t_frame = pose_matrix(p_com, xyzw_to_wxyz(q_com)) @ invert_pose(b.com_in_frame)
@@ -214,8 +266,12 @@ class PhysicsWorld:
         return ObjectStates(pos, quat, lin, ang)
 
     def link_poses_w(self, body: Body) -> dict[int, np.ndarray]:
-        """World pose (4x4) of the object frame (key -1) and of each URDF link frame."""
+        """World pose (4x4) of the object frame (key -1) and of each URDF link frame
+        (all NaN while the object is out of the world)."""
         c = self.client
+        if not self.active[body.instance_id - 1]:
+            nan = np.full((4, 4), np.nan)
+            return {j: nan for j in range(-1, len(body.link_index_by_name))}
         p_com, q_com = c.getBasePositionAndOrientation(body.body_id)
         out = {-1: pose_matrix(p_com, xyzw_to_wxyz(q_com)) @ invert_pose(body.com_in_frame)}
         n = c.getNumJoints(body.body_id)
@@ -259,6 +315,13 @@ class PhysicsWorld:
             normal_w=np.array([p[7] for p in pts], dtype=np.float64),
             normal_force=np.array([p[9] for p in pts], dtype=np.float64),
         )
+
+
+def spawnable_objects(scene: Any) -> list[ObjectBase]:
+    """Objects that the scene's scenarios spawn during the episode, in order."""
+    from simgen.scenario.checks import spawned_objects
+
+    return [o for sc in scene.scenarios for o in spawned_objects(sc)]
 
 
 def _matrix_quat(r: np.ndarray) -> np.ndarray:
