@@ -265,11 +265,11 @@ class Simulator:
             yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
             ctx.poses_synced = False
             for spec in scene.sensors:
-                k = frame_at[spec.name].get(step)
-                if k is None:
+                fk = frame_at[spec.name].get(step)
+                if fk is None:
                     continue
                 t2 = time.perf_counter()
-                pose, arrays, static, ragged = capture(spec, ctx, pending.pop((spec.name, k), []))
+                pose, arrays, static, ragged = capture(spec, ctx, pending.pop((spec.name, fk), []))
                 if "rgb" in arrays:
                     arrays["rgb"] = runtime.apply_camera_faults(
                         spec.name, step, tick, arrays["rgb"]

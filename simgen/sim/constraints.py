@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from simgen.errors import SamplingError
 from simgen.random.sample import EpisodeParams
 from simgen.scene.placement import Distance, InView, Visible
 from simgen.scene.sensors import CameraSensor
@@ -80,7 +81,10 @@ def visible_fraction(world: PhysicsWorld, cam: CameraSensor, name: str) -> float
 
 
 def _camera(params: EpisodeParams, name: str) -> CameraSensor:
-    return next(s for s in params.scene.sensors if s.name == name)
+    for s in params.scene.sensors:
+        if s.name == name and isinstance(s, CameraSensor):
+            return s
+    raise SamplingError(f"require: {name!r} is not a camera of the scene")
 
 
 def check(world: PhysicsWorld, params: EpisodeParams) -> list[int]:
