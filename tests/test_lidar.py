@@ -443,3 +443,45 @@ def test_lidar_benchmark_runs(monkeypatch, capsys) -> None:
     assert "ratio simgen (sectors) / pybullet" in out
     same = float(out.split("range within 1 cm), %")[1].split()[0])
     assert same > 98.0
+
+
+SPAWN_REMOVE = """
+schema_version: 1
+simulation: {duration: 0.6, timestep: 0.01, gravity: [0, 0, 0]}
+objects:
+  - {name: wall_a, class: wall, kind: box, size: [0.2, 4, 3], static: true, pose: {position: [5, 0, 0]}}
+sensors:
+  - {kind: lidar, name: lid, pattern: grid, channels: 8, upper_fov_deg: 10, lower_fov_deg: -10,
+     columns: 16, horizontal_fov_deg: 20, max_range: 50, rate_hz: 10, pose: {position: [0, 0, 0]}}
+scenarios:
+  - name: swap
+    probability: 1.0
+    events:
+      - {name: out, at: 0.2, action: {remove: {object: wall_a}}}
+      - name: in
+        at: 0.4
+        action:
+          spawn:
+            object: {name: wall_b, class: crate, kind: box, size: [0.2, 4, 3], static: true,
+                     pose: {position: [8, 0, 0]}}
+"""
+
+
+@pytest.mark.gl
+def test_lidar_follows_objects_that_scenarios_spawn_and_remove(sim) -> None:
+    """Removed objects stop returning points; spawned ones appear from their spawn time."""
+    from tests.conftest import run_frames, scene_from
+
+    header, _, frames = run_frames(sim, scene_from(SPAWN_REMOVE))
+    ids = {o.name: o.instance_id for o in header.objects}
+    by_time = {round(f.time, 3): f for f in frames if f.sensor == "lid"}
+    assert set(by_time) >= {0.0, 0.1, 0.2, 0.3, 0.4, 0.5}
+    for t, f in sorted(by_time.items()):
+        got = set(np.unique(f.instance).tolist())
+        if t < 0.2:
+            assert got == {ids["wall_a"]} and np.allclose(f.range_m, 4.9 / np.cos(0), rtol=0.05)
+        elif t < 0.4:
+            assert len(f.range_m) == 0, (t, got)
+        else:
+            assert got == {ids["wall_b"]}, (t, got)
+            assert np.all(f.range_m > 7.8)

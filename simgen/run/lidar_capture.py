@@ -84,15 +84,25 @@ class EpisodeGeometry:
     scene: CastScene
     part_instance: np.ndarray  # (P,) uint16
     part_reflectivity: np.ndarray  # (P,) float32
-    # (body, link indices, local poses of its parts, object frame in the base COM frame)
+    # (instance id, link indices, local poses of its parts, object frame in the base COM frame)
     moving_bodies: tuple[tuple[Any, np.ndarray, np.ndarray, np.ndarray], ...]
 
 
 def episode_geometry(world: PhysicsWorld, caster: RayCaster) -> EpisodeGeometry:
     parts = world.visual_parts
     bodies = {b.instance_id: b for b in world.bodies}
+    controlled = _scenario_objects(world)
     movable = np.array(
-        [not (bodies[p.instance_id].spec.static and p.link_index == -1) for p in parts], bool
+        [
+            not (
+                bodies[p.instance_id].spec.static
+                and p.link_index == -1
+                and world.active[p.instance_id - 1]
+                and bodies[p.instance_id].name not in controlled
+            )
+            for p in parts
+        ],
+        bool,
     )
     refl = []
     for p in parts:
@@ -105,7 +115,7 @@ def episode_geometry(world: PhysicsWorld, caster: RayCaster) -> EpisodeGeometry:
         moving.setdefault(parts[i].instance_id, []).append(int(i))
     groups = tuple(
         (
-            bodies[inst],
+            inst,
             np.array([parts[i].link_index for i in idx], np.int64),
             np.stack([parts[i].local_pose for i in idx]),
             invert_pose(bodies[inst].com_in_frame),
@@ -152,12 +162,26 @@ def _link_poses(
 
 
 def moving_poses_w(world: PhysicsWorld, geo: EpisodeGeometry) -> np.ndarray:
-    """(M, 4, 4) world poses of the moving parts (``geo.scene.moving_parts`` order)."""
-    out = [
-        _link_poses(world, body, links, frame_in_com) @ local
-        for body, links, local, frame_in_com in geo.moving_bodies
-    ]
+    """(M, 4, 4) world poses of the moving parts (``geo.scene.moving_parts`` order); NaN for
+    objects not in the world now (not yet spawned, or removed), which the caster skips."""
+    out = []
+    for inst, links, local, frame_in_com in geo.moving_bodies:
+        if world.active[inst - 1]:
+            body = world.bodies[inst - 1]  # current: a respawned object has a new body id
+            out.append(_link_poses(world, body, links, frame_in_com) @ local)
+        else:
+            out.append(np.full((len(links), 4, 4), np.nan))
     return np.concatenate(out) if out else np.zeros((0, 4, 4))
+
+
+def _scenario_objects(world: PhysicsWorld) -> set[str]:
+    """Names of objects the scenarios may spawn, remove or move (kept out of the static cast
+    scene). Conservative: every object name that appears in a scenario definition."""
+    import json
+
+    scenarios = getattr(world.scene, "scenarios", None) or []
+    text = json.dumps([s.model_dump(mode="json") for s in scenarios])
+    return {b.name for b in world.bodies if f'"{b.name}"' in text}
 
 
 def lidar_pose_w(spec: LidarSensor, world: PhysicsWorld, setup: LidarSetup) -> np.ndarray:
