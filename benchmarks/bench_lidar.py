@@ -1,13 +1,16 @@
 """LiDAR speed: simgen's sweep vs raw Embree and pybullet's rayTestBatch on the same rays.
 
 An HDL-64E-like sweep (64 channels x 2048 columns = 131072 rays, 120 m) from the roof of the ego
-vehicle of the street scene, after 0.1 s of simulation. Measured in one run:
+vehicle of the street scene, the sweep running from 0.1 s to 0.2 s of simulation. Measured in
+one run:
 
-* simgen: a whole sweep through the real capture path (the poses recorded at every sector, then
-  the deferred cast, labels, intensity, noise, de-skewing, packing), with motion sectors
-  (default: one per physics step, 25 here) and with one sector; physics is not stepped between
-  sectors, so only the sensor's cost is timed. Also the cast alone (``cast_sweep`` with no
-  labeling), which gives the share of the sweep spent outside the ray caster.
+* simgen: a whole sweep through the real capture path, with motion sectors (default: one per
+  physics step, 25 here) and with one sector. The sectors' poses are recorded once while physics
+  steps through the sweep (the ego vehicle, the other cars and the sensor really move between
+  sectors); a timed sweep is the pose reads of every sector (``record_sector``, at the current
+  state) plus ``finish_sweep`` on the recorded sectors (the deferred cast, labels, intensity,
+  noise, de-skewing), so physics is not timed. Also the cast alone (``cast_sweep`` of the same
+  sectors with no labeling), which gives the share of the sweep spent outside the ray caster.
 * raw Embree: the same world rays cast by the binding directly (embreex ``EmbreeScene.run``)
   on a scene with every part baked in world coordinates; on 1 thread and on all cores (the
   binding releases the GIL, so threads help).
@@ -40,7 +43,13 @@ import numpy as np
 
 from simgen.random.sample import sample_episode
 from simgen.run.capture import CaptureContext
-from simgen.run.lidar_capture import episode_geometry, finish_sweep, lidar_episode, record_sector
+from simgen.run.lidar_capture import (
+    SectorRecord,
+    episode_geometry,
+    finish_sweep,
+    lidar_episode,
+    record_sector,
+)
 from simgen.scene.loader import load_scene
 from simgen.scene.sensors import LidarSensor
 from simgen.sensors.camera import sensor_pose_w
@@ -74,17 +83,31 @@ def in_turns(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, np
     return {k: np.array(v) for k, v in out.items()}
 
 
-def sweep(spec: LidarSensor, ctx: CaptureContext) -> None:
-    """One sweep through the capture functions the episode loop calls."""
-    sectors = lidar_episode(spec, ctx).setup.timing.sectors
-    finish_sweep(spec, ctx, [record_sector(spec, ctx, 0, j) for j in range(sectors)])
+def record_sweep(specs: list[LidarSensor], ctx: CaptureContext) -> dict[str, list[SectorRecord]]:
+    """Step physics through one sweep, recording every sector of each LiDAR at its step (as the
+    episode loop does); the world is left at the sweep's end step."""
+    timings = [lidar_episode(s, ctx).setup.timing for s in specs]
+    records: dict[str, list[SectorRecord]] = {s.name: [] for s in specs}
+    for step in range(timings[0].end_step + 1):
+        for s, timing in zip(specs, timings, strict=True):
+            for j in np.flatnonzero(timing.sector_step == step):
+                records[s.name].append(record_sector(s, ctx, 0, int(j)))
+        if step < timings[0].end_step:
+            ctx.world.step()
+    return records
 
 
-def cast_only(spec: LidarSensor, ctx: CaptureContext) -> None:
+def sweep(spec: LidarSensor, ctx: CaptureContext, records: list[SectorRecord]) -> None:
+    """One sweep's sensor work: every sector's pose reads, then the sweep's cast and labels."""
+    for j in range(len(records)):
+        record_sector(spec, ctx, 0, j)
+    finish_sweep(spec, ctx, records)
+
+
+def cast_only(spec: LidarSensor, ctx: CaptureContext, records: list[SectorRecord]) -> None:
     """The same sweep's rays cast (world rays, moving parts, merge), without any labeling."""
     lid = lidar_episode(spec, ctx)
-    reads = [lid.reader.read(ctx.world.client) for _ in range(lid.setup.timing.sectors)]
-    sensor_w, parts_w = lid.reader.poses(np.array(reads))
+    sensor_w, parts_w = lid.reader.poses(np.array([r.reads for r in records]))
     cast_sweep(lid.geo.scene, lid.setup.pattern, sensor_w, parts_w, lid.setup.model.max_range, id)
 
 
@@ -135,8 +158,9 @@ def main() -> None:
         )
         ctx.cache["lidar_geometry"] = geo
         n_rays = 64 * args.columns
+        records = record_sweep([spec, one_sector], ctx)
 
-        # the same rays in world coordinates
+        # the same rays in world coordinates, from the sensor pose at the sweep end
         setup = lidar_episode(spec, ctx).setup
         sectors = setup.timing.sectors
         pose = sensor_pose_w(spec, world.attachment_pose_w)
@@ -164,9 +188,11 @@ def main() -> None:
             list(pool.map(raw, chunks[:-1], chunks[1:]))
 
         fns = {
-            f"simgen sweep, {sectors} sectors": lambda: sweep(spec, ctx),
-            "simgen sweep, 1 sector": lambda: sweep(one_sector, ctx),
-            f"simgen cast only, {sectors} sectors": lambda: cast_only(spec, ctx),
+            f"simgen sweep, {sectors} sectors": lambda: sweep(spec, ctx, records[spec.name]),
+            "simgen sweep, 1 sector": lambda: sweep(one_sector, ctx, records[one_sector.name]),
+            f"simgen cast only, {sectors} sectors": lambda: cast_only(
+                spec, ctx, records[spec.name]
+            ),
             "raw embreex, 1 thread": raw,
             f"raw embreex, {cores} threads": raw_threads,
         }

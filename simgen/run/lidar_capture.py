@@ -27,7 +27,6 @@ from simgen.sensors.camera import CaptureSchedule, mount_in_parent, sensor_pose_
 from simgen.sensors.lidar import (
     LidarModel,
     SweepTiming,
-    apply_draws,
     class_reflectivity,
     draw_noise,
     lidar_model,
@@ -237,22 +236,24 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
     sensor_w, parts_w = lidar.reader.poses(np.array([p.reads for p in ordered], np.float64))
     end_pose = lidar.reader.poses(np.array([lidar.reader.read(ctx.world.client)]))[0][0]
     labels = SweepLabels(setup, lidar.geo, ctx.semantic_lut, sector_to_end(sensor_w, end_pose))
-    caster = lidar.geo.scene.caster
-    chunks = cast_sweep(
-        lidar.geo.scene, setup.pattern, sensor_w, parts_w, model.max_range, labels.rays
-    )
-    offsets = np.concatenate([[0], np.cumsum([n for _, n in chunks])])
-    labels.allocate(int(offsets[-1]))
-    futures = [
-        caster.submit(labels.points, ch, int(o))
-        for (ch, _), o in zip(chunks, offsets[:-1], strict=True)
-    ]
     frame = parts[0].frame if parts else 0
     rngs = {k: ctx.params.rng("lidar", spec.name, frame, k) for k in ("dropout", "weak", "range")}
-    draws = draw_noise(model, int(offsets[-1]), rngs)  # meanwhile, the threads fill the points
-    for f in futures:
-        f.result()
-    arrays, ragged = labels.pack(apply_draws(model, labels.range_m, labels.intensity, draws))
+
+    def draw() -> None:  # per ray, while the threads trace
+        if model.noisy:
+            labels.noise = draw_noise(model, setup.pattern.dirs_s.shape[0], rngs)
+
+    scene = lidar.geo.scene
+    chunks = cast_sweep(scene, setup.pattern, sensor_w, parts_w, model.max_range, labels.rays, draw)
+    offsets = np.cumsum([[0, 0], *((p, q) for _, p, q in chunks)], axis=0)
+    labels.allocate(int(offsets[-1, 0]), int(offsets[-1, 1]))
+    scene.caster.map(
+        labels.points,
+        [ch for ch, _, _ in chunks],
+        offsets[:-1, 0].tolist(),
+        offsets[:-1, 1].tolist(),
+    )
+    arrays, ragged = labels.arrays()
     arrays["sector_poses_w"] = sensor_w
     arrays["sweep_start_time"] = np.float64(
         (ctx.world.step_index - timing.end_step) * timing.timestep

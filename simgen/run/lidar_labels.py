@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simgen.sensors.lidar import NoisyReturns
+from simgen.sensors.lidar import NoiseDraws, apply_draws
 from simgen.sensors.sweep_cast import Chunk
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ class SweepLabels:
     """The arrays of one sweep, filled chunk by chunk (see the module docstring).
 
     ``rel`` (S, 4, 4): sensor frame at each sector -> at the sweep end (None: it did not move).
+    ``noise``: the noise draws of every ray of the sweep, in firing order (set before the
+    first :meth:`rays`; None when the model has no noise).
     """
 
     def __init__(
@@ -50,17 +52,22 @@ class SweepLabels:
         self.sem = semantic_lut[geo.part_instance]
         self.rel_r = None if rel is None else rel[:, :3, :3].transpose(0, 2, 1).astype(F32)
         self.rel_t = None if rel is None else rel[:, :3, 3].astype(F32)
+        self.noise: NoiseDraws | None = None
         self.inten = np.empty(c * n, F32)
         self.valid = np.empty(c * n, bool)
+        self.noisy_valid = np.empty(c * n, bool)
+        self.noisy_range = np.empty(c * n, F32)
         self.range_image = np.empty((c, n), F32)
         self.intensity_image = np.empty((c, n), F32)
         self.instance_image = np.empty((c, n), np.uint16)
         self.semantic_image = np.empty((c, n), np.uint16)
+        self.range_image_noisy = np.empty((c, n), F32)
 
     # -- pass 1: per ray -----------------------------------------------------------------------
 
-    def rays(self, ch: Chunk) -> tuple[Chunk, int]:
-        """Intensity, detection and range images of a chunk; returns it with its return count.
+    def rays(self, ch: Chunk) -> tuple[Chunk, int, int]:
+        """Intensity, detection, noise and range images of a chunk; returns it with its counts
+        of clean and noisy returns.
 
         ``I = min(1, rho cos(theta) exp(-2 alpha R) (R_ref / R)^2)``; a miss has rho = 0."""
         m, c = self.model, self.model.channels
@@ -81,19 +88,28 @@ class SweepLabels:
             np.greater_equal(ch.part, 0, out=valid)
         if m.min_range > 0:
             valid &= ch.t >= F32(m.min_range)
+        # range images: each row computed in firing order, then copied transposed (C, columns)
         cols = slice(ch.c0, ch.c1)
-        v = valid.reshape(-1, c).T  # (C, columns): the range-image layout
-        np.multiply(ch.t.reshape(-1, c).T, v, out=self.range_image[:, cols])
-        np.multiply(inten.reshape(-1, c).T, v, out=self.intensity_image[:, cols])
-        hit = np.where(valid, ch.part, -1).reshape(-1, c).T
-        self.instance_image[:, cols] = np.take(self.inst, hit, mode="wrap")
-        self.semantic_image[:, cols] = np.take(self.sem, hit, mode="wrap")
-        return ch, int(np.count_nonzero(valid))
+        self.range_image[:, cols] = (ch.t * valid).reshape(-1, c).T
+        self.intensity_image[:, cols] = (inten * valid).reshape(-1, c).T
+        hit = np.where(valid, ch.part, -1)
+        self.instance_image[:, cols] = np.take(self.inst, hit, mode="wrap").reshape(-1, c).T
+        self.semantic_image[:, cols] = np.take(self.sem, hit, mode="wrap").reshape(-1, c).T
+        n_valid = int(np.count_nonzero(valid))
+        if self.noise is None:
+            self.range_image_noisy[:, cols] = self.range_image[:, cols]
+            return ch, n_valid, n_valid
+        noisy_valid, noisy_range = self.noisy_valid[ch.a : ch.b], self.noisy_range[ch.a : ch.b]
+        noisy = apply_draws(m, ch.t, inten, self.noise.part(ch.a, ch.b))
+        np.logical_and(valid, noisy.keep, out=noisy_valid)
+        np.multiply(noisy.range_m, noisy_valid, out=noisy_range)
+        self.range_image_noisy[:, cols] = noisy_range.reshape(-1, c).T
+        return ch, n_valid, int(np.count_nonzero(noisy_valid))
 
     # -- pass 2: per point ---------------------------------------------------------------------
 
-    def allocate(self, p: int) -> None:
-        """The point arrays of ``p`` returns."""
+    def allocate(self, p: int, q: int) -> None:
+        """The point arrays of ``p`` clean and ``q`` noisy returns."""
         self.points_s = np.empty((p, 3), F32)
         self.points_deskewed_s = np.empty((p, 3), F32)
         self.range_m = np.empty(p, F32)
@@ -105,16 +121,19 @@ class SweepLabels:
         self.column = np.empty(p, np.uint16)
         self.azimuth = np.empty(p, F32)
         self.time_offset = np.empty(p, F32)
-        self.pixel = np.empty(p, np.int64)  # index into the flattened range image
+        self.noisy_index = np.empty(q, np.int32)
+        self.noisy_points_s = np.empty((q, 3), F32)
+        self.noisy_range_m = np.empty(q, F32)
 
-    def points(self, ch: Chunk, offset: int) -> None:
-        """Write the returns of a chunk (firing order) to rows ``offset...`` of the point arrays."""
+    def points(self, ch: Chunk, offset: int, noisy_offset: int) -> None:
+        """Write the returns of a chunk (firing order) to rows ``offset...`` of the point arrays,
+        its noisy returns to rows ``noisy_offset...`` of the noisy ones."""
         c, s = self.model.channels, self.setup
-        col, ring = np.nonzero(self.valid[ch.a : ch.b].reshape(-1, c))
-        k = ring.size
-        rows = slice(offset, offset + k)
-        i = col * c + ring  # ray within the chunk
+        i = np.flatnonzero(self.valid[ch.a : ch.b])  # ray within the chunk
+        col = i // c
+        ring = i - col * c
         col += ch.c0
+        rows = slice(offset, offset + i.size)
         r = np.take(ch.t, i, out=self.range_m[rows], mode="clip")
         np.take(self.inten[ch.a : ch.b], i, out=self.intensity[rows], mode="clip")
         np.take(ch.cos, i, out=self.cos_incidence[rows], mode="clip")
@@ -125,13 +144,22 @@ class SweepLabels:
         self.column[rows] = col
         np.take(s.column_azimuth, col, out=self.azimuth[rows], mode="clip")
         np.take(s.column_time, col, out=self.time_offset[rows], mode="clip")
-        np.multiply(ring, self.model.columns, out=self.pixel[rows])
-        self.pixel[rows] += col
-        pts = np.take(
-            s.pattern.dirs_s[ch.a : ch.b], i, axis=0, out=self.points_s[rows], mode="clip"
-        )
-        pts *= r[:, None]
+        pts = self.points_s[rows]
+        _scaled_dirs(s.pattern.dirs_cols[:, ch.a : ch.b], i, r, pts)
         self._deskew(ch, col, pts, self.points_deskewed_s[rows])
+        # noisy returns: the clean returns of their rays, measured with noise
+        if self.noise is None:  # every clean return, unchanged
+            q = slice(noisy_offset, noisy_offset + i.size)
+            self.noisy_index[q] = np.arange(offset, offset + i.size)
+            self.noisy_range_m[q] = r
+            self.noisy_points_s[q] = pts
+            return
+        kept = np.flatnonzero(np.take(self.noisy_valid[ch.a : ch.b], i, mode="clip"))
+        q = slice(noisy_offset, noisy_offset + kept.size)
+        np.add(kept, offset, out=self.noisy_index[q])
+        j = np.take(i, kept, mode="clip")
+        rn = np.take(self.noisy_range[ch.a : ch.b], j, out=self.noisy_range_m[q], mode="clip")
+        _scaled_dirs(s.pattern.dirs_cols[:, ch.a : ch.b], j, rn, self.noisy_points_s[q])
 
     def _deskew(self, ch: Chunk, col: np.ndarray, pts: np.ndarray, out: np.ndarray) -> None:
         if self.rel_r is None or self.rel_t is None:
@@ -148,35 +176,36 @@ class SweepLabels:
 
     # -- the frame -----------------------------------------------------------------------------
 
-    def pack(self, noisy: NoisyReturns) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(per-frame arrays, ragged arrays) of the frame, with the noisy cloud of ``noisy``."""
-        keep = np.flatnonzero(noisy.keep)
-        r_noisy = noisy.range_m[keep]
-        noisy_img = np.zeros(self.range_image.shape, F32)
-        noisy_img.reshape(-1)[self.pixel[keep]] = r_noisy
-        noisy_pts = np.take(self.points_s, keep, axis=0)
-        noisy_pts *= (r_noisy / self.range_m[keep])[:, None]
-        arrays: dict[str, np.ndarray] = {
-            "range_image": self.range_image,
-            "intensity_image": self.intensity_image,
-            "instance_image": self.instance_image,
-            "semantic_image": self.semantic_image,
-            "range_image_noisy": noisy_img,
-        }
-        ragged: dict[str, np.ndarray] = {
-            "points_s": self.points_s,
-            "points_deskewed_s": self.points_deskewed_s,
-            "range_m": self.range_m,
-            "intensity": self.intensity,
-            "instance": self.instance,
-            "semantic": self.semantic,
-            "ring": self.ring,
-            "column": self.column,
-            "azimuth": self.azimuth,
-            "time_offset": self.time_offset,
-            "cos_incidence": self.cos_incidence,
-            "noisy_index": keep.astype(np.int32),
-            "noisy_points_s": noisy_pts,
-            "noisy_range_m": r_noisy,
+    def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(per-frame arrays, ragged arrays) of the frame."""
+        names = ("range_image", "intensity_image", "instance_image", "semantic_image")
+        arrays = {k: getattr(self, k) for k in (*names, "range_image_noisy")}
+        ragged = {
+            k: getattr(self, k)
+            for k in (
+                "points_s",
+                "points_deskewed_s",
+                "range_m",
+                "intensity",
+                "instance",
+                "semantic",
+                "ring",
+                "column",
+                "azimuth",
+                "time_offset",
+                "cos_incidence",
+                "noisy_index",
+                "noisy_points_s",
+                "noisy_range_m",
+            )
         }
         return arrays, ragged
+
+
+def _scaled_dirs(dirs_cols: np.ndarray, i: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
+    """``out = dirs[i] * r[:, None]`` from directions stored by coordinate (3, n): three 1-D
+    gathers and products (faster than a gather of rows and a broadcast product)."""
+    tmp = np.empty(i.size, F32)
+    for k in range(3):
+        np.take(dirs_cols[k], i, out=tmp, mode="clip")
+        np.multiply(tmp, r, out=out[:, k])

@@ -90,6 +90,12 @@ class LidarModel:
     def columns(self) -> int:
         return int(self.azimuth.shape[0])
 
+    @property
+    def noisy(self) -> bool:
+        """Whether any noise is modelled (else the noisy cloud equals the clean one)."""
+        weak = self.low_intensity_dropout > 0 and self.low_intensity_limit > 0
+        return self.dropout > 0 or weak or self.range_sigma > 0 or self.range_resolution > 0
+
 
 def elevation_table_deg(spec: LidarSensor) -> np.ndarray:
     """The beam elevations in degrees, top beam first."""
@@ -235,7 +241,12 @@ class NoiseDraws:
 
     dropout: np.ndarray | None  # (n,) uniform [0, 1)
     weak: np.ndarray | None  # (n,) uniform [0, 1)
-    range: np.ndarray | None  # (n,) standard normal
+    range_m: np.ndarray | None  # (n,) float32 range error, m: range_sigma * standard normal
+
+    def part(self, a: int, b: int) -> NoiseDraws:
+        """The draws of items ``[a, b)``."""
+        fields = (self.dropout, self.weak, self.range_m)
+        return NoiseDraws(*(None if x is None else x[a:b] for x in fields))
 
 
 def draw_noise(model: LidarModel, n: int, rngs: dict[str, np.random.Generator]) -> NoiseDraws:
@@ -243,34 +254,42 @@ def draw_noise(model: LidarModel, n: int, rngs: dict[str, np.random.Generator]) 
     ``"range"`` streams (separate, so enabling one noise source never shifts another); a stream
     is not drawn from while its noise is off."""
     weak = model.low_intensity_dropout > 0 and model.low_intensity_limit > 0
+    err = None
+    if model.range_sigma > 0:
+        err = rngs["range"].standard_normal(n)
+        err *= model.range_sigma
+        err = err.astype(np.float32)
     return NoiseDraws(
         rngs["dropout"].random(n) if model.dropout > 0 else None,
         rngs["weak"].random(n) if weak else None,
-        rngs["range"].standard_normal(n) if model.range_sigma > 0 else None,
+        err,
     )
 
 
 def apply_draws(
     model: LidarModel, range_m: np.ndarray, intensity_: np.ndarray, draws: NoiseDraws
 ) -> NoisyReturns:
-    """Noisy measurements of clean returns from their draws (:func:`draw_noise`)."""
+    """Noisy measurements of clean returns from their draws (:func:`draw_noise`), in float32."""
     n = range_m.shape[0]
-    keep = np.ones(n, bool)
-    if draws.dropout is not None:
-        keep &= draws.dropout >= model.dropout
+    keep = np.ones(n, bool) if draws.dropout is None else draws.dropout >= model.dropout
     if draws.weak is not None:
-        p_weak = model.low_intensity_dropout * np.clip(
-            1.0 - intensity_ / model.low_intensity_limit, 0.0, 1.0
-        )
+        p_weak = 1.0 - intensity_ / np.float32(model.low_intensity_limit)
+        np.clip(p_weak, 0.0, 1.0, out=p_weak)
+        p_weak *= np.float32(model.low_intensity_dropout)
         keep &= draws.weak >= p_weak
-    r = range_m.astype(np.float64)
-    if draws.range is not None:
-        r += model.range_sigma * draws.range
+    r = np.asarray(range_m, np.float32)
+    if draws.range_m is not None:
+        r = r + draws.range_m
     if model.range_resolution > 0:
-        r = np.round(r / model.range_resolution) * model.range_resolution
-    if draws.range is not None or model.range_resolution > 0:
-        keep &= (r >= model.min_range) & (r <= model.max_range) & (r > 0)
-    return NoisyReturns(keep, r.astype(np.float32))
+        step = np.float32(model.range_resolution)
+        r = np.round(r / step)
+        r *= step
+    if draws.range_m is not None or model.range_resolution > 0:
+        keep &= r <= np.float32(model.max_range)
+        keep &= r >= np.float32(model.min_range) if model.min_range > 0 else r > 0
+    else:
+        r = r.copy()
+    return NoisyReturns(keep, r)
 
 
 def apply_noise(

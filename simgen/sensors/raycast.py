@@ -100,9 +100,16 @@ def origins(origin: np.ndarray, n: int) -> np.ndarray:
 
 def incidence(d: np.ndarray, ng: np.ndarray, out: np.ndarray) -> None:
     """``out`` = |cos| between directions ``d`` and geometric normals ``ng`` (n, 3); 0 for a
-    miss (Embree's normal of a miss is zero)."""
-    dot = np.einsum("ij,ij->i", d, ng)
-    length = np.einsum("ij,ij->i", ng, ng)
+    miss (Embree's normal of a miss is zero). Coordinate by coordinate: 1-D loops are several
+    times faster than a row-wise reduction over 3 elements."""
+    dc, nc = d.T, ng.T
+    tmp = np.empty(out.shape, np.float32)
+    dot = np.multiply(dc[0], nc[0], dtype=np.float32)
+    dot += np.multiply(dc[1], nc[1], out=tmp)
+    dot += np.multiply(dc[2], nc[2], out=tmp)
+    length = np.multiply(nc[0], nc[0], dtype=np.float32)
+    length += np.multiply(nc[1], nc[1], out=tmp)
+    length += np.multiply(nc[2], nc[2], out=tmp)
     np.sqrt(length, out=length)
     length += np.float32(1e-30)
     np.divide(np.abs(dot, out=dot), length, out=out)
@@ -235,11 +242,12 @@ class CastScene:
         self, k: int, origins_l: np.ndarray, dirs_l: np.ndarray, t: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Trace rays given in the frame of moving part ``k`` (index into ``moving_parts``)
-        with tfar ``t`` (updated in place). Returns (hit mask, |cos incidence|)."""
+        with tfar ``t`` (updated in place). Returns (hit mask, |cos incidence| of the hits)."""
         res = self.locals[k].scene.run(origins_l, dirs_l, dists=t, output=1)
-        cos = np.empty(t.shape[0], np.float32)
-        incidence(dirs_l, res["Ng"], cos)
-        return res["geomID"] >= 0, cos
+        hit = res["geomID"] >= 0
+        cos = np.empty(int(np.count_nonzero(hit)), np.float32)
+        incidence(dirs_l[hit], res["Ng"][hit], cos)
+        return hit, cos
 
     def cast(
         self, origin_w: np.ndarray, dirs_w: np.ndarray, moving_poses_w: np.ndarray, t_max: float
@@ -306,4 +314,4 @@ class CastScene:
                 j = idx[hit]
                 t[j] = tf[hit]
                 part[j] = self.moving_parts[k]
-                cos[j] = c[hit]
+                cos[j] = c

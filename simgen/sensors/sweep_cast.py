@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,6 +43,7 @@ class SweepPattern:
     (ray ``i`` is ring ``i % C`` of column ``i // C``); a sector is a run of columns."""
 
     dirs_s: np.ndarray  # (N * C, 3) float32
+    dirs_cols: np.ndarray  # (3, N * C) float32, the same by coordinate
     elevation: np.ndarray  # (C,) rad, descending
     azimuth: np.ndarray  # (N,) rad: column c at fov / 2 - (c + 1/2) fov / N
     fov: float  # horizontal field of view, rad
@@ -73,8 +75,10 @@ def sweep_pattern(
         raise AssertionError("sectors must be runs of consecutive columns")
     sectors = int(column_sector.max()) + 1 if n else 0
     step = max(1, chunk_rays // max(c, 1))
+    rays = np.ascontiguousarray(dirs_s.transpose(1, 0, 2).reshape(-1, 3), np.float32)
     return SweepPattern(
-        np.ascontiguousarray(dirs_s.transpose(1, 0, 2).reshape(-1, 3), np.float32),
+        rays,
+        np.ascontiguousarray(rays.T),
         np.asarray(elevation, np.float64),
         np.asarray(azimuth, np.float64),
         float(fov),
@@ -98,6 +102,18 @@ class Chunk:
     cos: np.ndarray  # (b - a,) float32 |cos incidence|, 0 = none
 
 
+def rotate(d: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``r @ d`` for directions stored by coordinate, (3, n) -> (3, n) float32, element by
+    element: no BLAS threads, and the same result for a ray whatever block it is computed in."""
+    out = np.empty(d.shape, np.float32)
+    tmp = np.empty(d.shape[1], np.float32)
+    for k in range(3):
+        np.multiply(d[0], r[k, 0], out=out[k])
+        out[k] += np.multiply(d[1], r[k, 1], out=tmp)
+        out[k] += np.multiply(d[2], r[k, 2], out=tmp)
+    return out
+
+
 def cast_sweep(
     scene: CastScene,
     pattern: SweepPattern,
@@ -105,50 +121,66 @@ def cast_sweep(
     parts_w: np.ndarray,
     t_max: float,
     label: Callable[[Chunk], T],
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[T]:
     """Cast a sweep: sector ``s`` from sensor pose ``sensor_w[s]`` (S, 4, 4) with the moving
-    parts at ``parts_w[s]`` (S, M, 4, 4). Returns ``label(chunk)`` of every chunk, in order."""
+    parts at ``parts_w[s]`` (S, M, 4, 4). Returns ``label(chunk)`` of every chunk, in order.
+
+    The pool traces the static parts chunk by chunk while the calling thread traces the moving
+    parts, then runs ``meanwhile()``; chunks are labeled once both are done."""
     n, c = pattern.dirs_s.shape[0], pattern.channels
     t = np.full(n, t_max, np.float32)
     part = np.empty(n, np.int32)
     cos = np.empty(n, np.float32)
     # runs of sectors cast from the same pose (the whole sweep for a sensor that stays still)
-    rot_t = np.ascontiguousarray(sensor_w[:, :3, :3].transpose(0, 2, 1), np.float32)
+    rot = np.ascontiguousarray(sensor_w[:, :3, :3], np.float32)
     org = np.ascontiguousarray(sensor_w[:, :3, 3], np.float32)
-    key = np.concatenate([rot_t.reshape(-1, 9), org], axis=1)
+    key = np.concatenate([rot.reshape(-1, 9), org], axis=1)
     first = np.concatenate([[0], np.flatnonzero(np.any(key[1:] != key[:-1], axis=1)) + 1])
     run_cols = np.append(pattern.sector_columns[first], pattern.columns)
     moving = _MovingHits(n, t_max) if scene.moving_parts.size else None
     done = threading.Event()
 
-    def chunk(k: int) -> T:
+    def trace(k: int) -> None:
         c0, c1 = int(pattern.chunks[k]), int(pattern.chunks[k + 1])
         j = int(np.searchsorted(run_cols, c0, "right")) - 1
         while run_cols[j] < c1:  # the runs of sectors (or parts of runs) in this chunk
             a, b = max(int(run_cols[j]), c0) * c, min(int(run_cols[j + 1]), c1) * c
             s = first[j]
-            d = np.matmul(pattern.dirs_s[a:b], rot_t[s])  # BLAS: the same rows for any block
+            d = rotate(pattern.dirs_cols[:, a:b], rot[s]).T  # (n, 3) view; Embree takes strides
             scene.trace_static(origins(org[s], b - a), d, t[a:b], part[a:b], cos[a:b])
             j += 1
+
+    def finish(k: int, traced: Future[None] | None) -> T:
+        if traced is not None:
+            traced.result()
         done.wait()
+        c0, c1 = int(pattern.chunks[k]), int(pattern.chunks[k + 1])
         a, b = c0 * c, c1 * c
         if moving is not None:
             moving.merge_into(a, b, t[a:b], part[a:b], cos[a:b])
         return label(Chunk(k, c0, c1, a, b, t[a:b], part[a:b], cos[a:b]))
 
-    caster, k = scene.caster, len(pattern.chunks) - 1
-    if caster.threads == 1:  # no pool: the moving parts first, then the chunks in turn
-        if moving is not None:
-            moving.cast(scene, pattern, sensor_w, parts_w)
-        done.set()
-        return [chunk(i) for i in range(k)]
-    futures = [caster.submit(chunk, i) for i in range(k)]
-    try:
-        if moving is not None:
-            moving.cast(scene, pattern, sensor_w, parts_w)
-    finally:
-        done.set()  # chunks waiting for the moving parts go on (also after an error)
-    return [f.result() for f in futures]
+    def on_this_thread() -> None:
+        try:
+            if moving is not None:
+                moving.cast(scene, pattern, sensor_w, parts_w)
+            if meanwhile is not None:
+                meanwhile()
+        finally:
+            done.set()  # chunks waiting go on (also after an error, which is raised here)
+
+    caster, chunks = scene.caster, range(len(pattern.chunks) - 1)
+    if caster.threads == 1:  # no pool: one after the other
+        on_this_thread()
+        for k in chunks:
+            trace(k)
+        return [finish(k, None) for k in chunks]
+    # every trace is queued before any labeling: the workers never wait for this thread
+    traced = [caster.submit(trace, k) for k in chunks]
+    labeled = [caster.submit(finish, k, traced[k]) for k in chunks]
+    on_this_thread()
+    return [f.result() for f in labeled]
 
 
 class _MovingHits:
@@ -167,20 +199,19 @@ class _MovingHits:
         idx, sector, bounds = reachable_rays(pattern, scene.box_lo, scene.box_hi, to_part)
         if idx.size == 0:
             return
-        rot = to_part[..., :3, :3].astype(np.float32)
-        org = to_part[..., :3, 3].astype(np.float32)
-        d_s = np.take(pattern.dirs_s, idx, axis=0)
+        part = np.repeat(np.arange(bounds.size - 1), np.diff(bounds))
+        rot = to_part[sector, part, :3, :3].astype(np.float32)  # (K, 3, 3)
+        org = to_part[sector, part, :3, 3].astype(np.float32)
+        d_l = np.einsum("nij,nj->ni", rot, np.take(pattern.dirs_s, idx, axis=0))
         for k in np.flatnonzero(np.diff(bounds)):
             lo, hi = int(bounds[k]), int(bounds[k + 1])
-            sec = sector[lo:hi]
-            d_l = np.einsum("nij,nj->ni", rot[sec, k], d_s[lo:hi])
             j = idx[lo:hi]
             tf = self.t[j]
-            hit, cos = scene.trace_part(int(k), org[sec, k], d_l, tf)
+            hit, cos = scene.trace_part(int(k), org[lo:hi], d_l[lo:hi], tf)
             j = j[hit]
             self.t[j] = tf[hit]
             self.part[j] = scene.moving_parts[k]
-            self.cos[j] = cos[hit]
+            self.cos[j] = cos
 
     def merge_into(self, a: int, b: int, t: np.ndarray, part: np.ndarray, cos: np.ndarray) -> None:
         """Keep the nearer hit of rays ``[a, b)`` (a tie goes to the static hit)."""
@@ -253,18 +284,17 @@ class _Cones:
 def _cones(lo: np.ndarray, hi: np.ndarray, to_part: np.ndarray) -> _Cones:
     """Bounding cones, seen from the sensor, of the boxes ``[lo, hi]`` (M, 3)."""
     sel = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])  # (8, 3)
-    box = np.stack([lo, hi], axis=1)  # (M, 2, 3)
-    corners_l = box[:, sel, np.arange(3)]  # (M, 8, 3)
-    to_s = invert_pose(to_part)  # part frame -> sensor frame
-    r, p = to_s[..., :3, :3], to_s[..., :3, 3]
-    corners_s = np.einsum("smij,mkj->smki", r, corners_l) + p[:, :, None, :]
-    center = np.einsum("smij,mj->smi", r, (lo + hi) / 2.0) + p
+    corners_l = np.stack([lo, hi], axis=1)[:, sel, np.arange(3)]  # (M, 8, 3)
+    to_s = invert_pose(to_part)  # part frame -> sensor frame, (S, M, 4, 4)
+    r_t = to_s[..., :3, :3].swapaxes(-1, -2)
+    corners_s = corners_l[None] @ r_t + to_s[..., None, :3, 3]  # (S, M, 8, 3)
+    center = corners_s.mean(axis=2)
     o_l = to_part[..., :3, 3]  # the sensor origin in the part frames
     inside = np.all((o_l >= lo) & (o_l <= hi), axis=-1)
-    dist = np.sqrt(np.einsum("smi,smi->sm", center, center))
+    dist = np.sqrt((center * center).sum(axis=-1))
     u = center / np.maximum(dist, 1e-12)[..., None]
-    norms = np.sqrt(np.einsum("smki,smki->smk", corners_s, corners_s))
-    cos_c = np.einsum("smki,smi->smk", corners_s, u) / np.maximum(norms, 1e-12)
+    norms = np.sqrt((corners_s * corners_s).sum(axis=-1))
+    cos_c = (corners_s * u[..., None, :]).sum(axis=-1) / np.maximum(norms, 1e-12)
     theta = np.arccos(np.clip(cos_c.min(axis=-1), -1.0, 1.0)) + MARGIN
     every = inside | (theta >= math.pi / 2) | (dist < 1e-9)
     return _Cones(
