@@ -50,7 +50,9 @@ class SweepLabels:
         self.refl = geo.part_reflectivity
         self.inst = geo.part_instance
         self.sem = semantic_lut[geo.part_instance]
-        self.rel_r = None if rel is None else rel[:, :3, :3].transpose(0, 2, 1).astype(F32)
+        self.rel_r = (
+            None if rel is None else np.ascontiguousarray(rel[:, :3, :3].transpose(0, 2, 1), F32)
+        )
         self.rel_t = None if rel is None else rel[:, :3, 3].astype(F32)
         self.noise: NoiseDraws | None = None
         self.inten = np.empty(c * n, F32)
