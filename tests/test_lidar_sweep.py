@@ -154,3 +154,82 @@ def test_reachable_rays_cover_every_ray_that_meets_a_box() -> None:
         else:  # and the bound is useful: far fewer rays than the sweep
             assert got.sum() < 0.5 * got.size
     assert met > 500, "the small boxes are in view"
+
+
+MOVING = """
+schema_version: 1
+simulation: {duration: 0.25, gravity: [0, 0, 0]}
+classes: [road, wall, car]
+objects:
+  - {name: ground, class: road, kind: plane, size: [200, 200]}
+  - {name: wall, class: wall, kind: box, size: [0.4, 30, 6], static: true, pose: {position: [15, 0, 3]}}
+  - {name: car, class: car, kind: box, size: [4, 1.8, 1.5], mass: 1000, friction: 0,
+     pose: {position: [0, 0, 0.76], orientation: {euler_deg: [0, 0, 10]}},
+     velocity: {linear: [9, 1.5, 0], angular_deg: [0, 0, 45]}}
+  - {name: other, class: car, kind: box, size: [4, 1.8, 1.5], mass: 1000, friction: 0,
+     pose: {position: [6, -5, 0.76]}, velocity: {linear: [-4, 6, 0]}}
+sensors:
+  - {kind: lidar, name: l, preset: vlp-16, columns: 1000, attach_to: {object: car},
+     pose: {position: [0.5, 0, 1.2]},
+     noise: {range_sigma_m: 0.05, dropout: 0.2, low_intensity_dropout: 0.5, range_resolution_m: 0.01}}
+"""
+
+
+def frames_with(threads: int):  # type: ignore[no-untyped-def]
+    from simgen.run.episode import Simulator
+    from simgen.run.records import SensorFrame
+    from tests.conftest import scene_from
+
+    with Simulator() as sim:
+        sim._raycaster = RayCaster(threads=threads)
+        return [r for r in sim.episode(scene_from(MOVING), 4, 0) if isinstance(r, SensorFrame)]
+
+
+def test_a_frame_assembled_chunk_by_chunk_is_consistent() -> None:
+    """Moving sensor (turning), moving object, every noise source: the point list, the range
+    images, the noisy cloud and the de-skewed cloud agree with one another."""
+    frames = frames_with(2)
+    assert len(frames) == 2
+    for f in frames:
+        ring, col = f.ring.astype(int), f.column.astype(int)
+        assert np.all(np.diff(col * 16 + ring) > 0), "firing order"
+        assert np.array_equal(f.range_image[ring, col], f.range_m)
+        assert np.count_nonzero(f.range_image) == f.range_m.size
+        assert np.array_equal(f.intensity_image[ring, col], f.intensity)
+        assert np.array_equal(f.instance_image[ring, col], f.instance)
+        assert np.array_equal(f.semantic_image[ring, col], f.semantic)
+        assert set(np.unique(f.instance)) == {1, 2, 3, 4}, (
+            "ground, wall, its own roof, the other car"
+        )
+        assert np.array_equal(f.azimuth, f.column_azimuth[col].astype(np.float32))
+        sector = f.column_sector[col]
+        assert np.array_equal(f.time_offset, f.sector_time_offset[sector].astype(np.float32))
+        el, az = f.ring_elevation[ring], f.column_azimuth[col]
+        d = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=1)
+        assert np.allclose(f.points_s, d * f.range_m[:, None], atol=2e-5)
+        # de-skewed: inv(T_end) T_sector p
+        p_w = np.einsum("nij,nj->ni", f.sector_poses_w[sector, :3, :3], f.points_s)
+        p_w += f.sector_poses_w[sector, :3, 3]
+        end = np.linalg.inv(f.pose_w)
+        assert np.allclose(f.points_deskewed_s, p_w @ end[:3, :3].T + end[:3, 3], atol=1e-4)
+        assert np.ptp(f.sector_poses_w[:, 0, 3]) > 0.5 and np.ptp(f.sector_poses_w[:, 0, 0]) > 0.01
+        # noisy cloud: a subset of the clean returns, measured with noise
+        k = f.noisy_index
+        assert np.all(np.diff(k) > 0) and 0.6 < k.size / f.range_m.size < 0.85
+        err = f.noisy_range_m - f.range_m[k]
+        assert abs(err.std() - 0.05) < 0.01
+        assert np.allclose(np.round(f.noisy_range_m / 0.01) * 0.01, f.noisy_range_m, atol=1e-5)
+        assert np.allclose(f.noisy_points_s, d[k] * f.noisy_range_m[:, None], atol=2e-5)
+        noisy_img = np.zeros_like(f.range_image)
+        noisy_img[ring[k], col[k]] = f.noisy_range_m
+        assert np.array_equal(f.range_image_noisy, noisy_img)
+    a, b = (f.noisy_index[:100] for f in frames)
+    assert not np.array_equal(a, b), "new draws per frame"
+
+
+def test_frames_do_not_depend_on_the_number_of_threads() -> None:
+    a, b = frames_with(1), frames_with(3)
+    assert len(a) == len(b) == 2
+    for fa, fb in zip(a, b, strict=True):
+        for name in (*fa.arrays, *fa.ragged):
+            assert np.array_equal(getattr(fa, name), getattr(fb, name)), name
