@@ -1,16 +1,17 @@
 """Labels of a cast LiDAR sweep, computed chunk by chunk on the ray caster's threads.
 
 :class:`SweepLabels` turns the hits of a sweep (:func:`simgen.sensors.sweep_cast.cast_sweep`)
-into the frame's arrays in two passes per chunk of columns, each run on a worker thread (numpy
-releases the GIL in its loops, Embree while tracing, so chunks overlap one another):
+into the frame's arrays in two passes per chunk of columns, each run on a worker thread (Embree
+releases the GIL while tracing, numpy inside its loops, so labeling overlaps the tracing of other
+chunks and, in part, the labeling of other chunks):
 
 1. :meth:`SweepLabels.rays`, per ray, as soon as the chunk is traced: intensity
    (:func:`simgen.sensors.lidar.intensity`'s formula, same float32 operations), detection
-   (hit, within range, above the threshold) and the range images;
-2. :meth:`SweepLabels.points`, per detected return, once every chunk's count is known: the
-   point list, written straight into its rows of the output arrays.
+   (hit, within range, above the threshold), the noisy measurement (the ray's own draws) and the
+   five range images;
+2. :meth:`SweepLabels.points`, per detected return, once every chunk's counts are known: the
+   clean and the noisy point lists, written straight into their rows of the output arrays.
 
-The noisy cloud (:meth:`SweepLabels.pack`) is derived from the clean one afterwards.
 Formulas and conventions: docs/lidar.md; array layout: docs/dataset-format.md.
 """
 

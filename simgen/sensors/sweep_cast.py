@@ -176,7 +176,8 @@ def cast_sweep(
         for k in chunks:
             trace(k)
         return [finish(k, None) for k in chunks]
-    # every trace is queued before any labeling: the workers never wait for this thread
+    # every trace is queued before any labeling (no deadlock: a labeling waits only for traces
+    # already taken by a worker), so the workers trace while this thread does its part
     traced = [caster.submit(trace, k) for k in chunks]
     labeled = [caster.submit(finish, k, traced[k]) for k in chunks]
     on_this_thread()
