@@ -1,22 +1,32 @@
 """LiDAR speed: simgen's sweep vs raw Embree and pybullet's rayTestBatch on the same rays.
 
 An HDL-64E-like sweep (64 channels x 2048 columns = 131072 rays, 120 m) from the roof of the ego
-vehicle of the street scene, after 0.1 s of simulation. Measured in one run:
+vehicle of the street scene, the sweep running from 0.1 s to 0.2 s of simulation. Measured in
+one run:
 
-* simgen: a whole sweep through the real capture path (sectors cast with the world's poses,
-  labels, intensity, noise, de-skewing, packing), with motion sectors (default: one per physics
-  step, 25 here) and with one sector; physics is not stepped between sectors, so only the
-  sensor's cost is timed. Also the share of that time spent outside the ray caster.
+* simgen: a whole sweep through the real capture path, with motion sectors (default: one per
+  physics step, 25 here) and with one sector. The sectors' poses are recorded once while physics
+  steps through the sweep (the ego vehicle, the other cars and the sensor really move between
+  sectors); a timed sweep is the pose reads of every sector (``record_sector``, at the current
+  state) plus ``finish_sweep`` on the recorded sectors (the deferred cast, labels, intensity,
+  noise, de-skewing), so physics is not timed. Also the cast alone (``cast_sweep`` of the same
+  sectors with no labeling), which gives the share of the sweep spent outside the ray caster.
 * raw Embree: the same world rays cast by the binding directly (embreex ``EmbreeScene.run``)
   on a scene with every part baked in world coordinates; on 1 thread and on all cores (the
-  binding holds the GIL, so threads do not help; see docs/lidar.md).
+  binding releases the GIL, so threads help).
 * pybullet: ``rayTestBatch`` with ``numThreads=0`` (all cores), batches of 16383 rays, the
   same rays, against pybullet's collision shapes of the same objects (exact boxes, capsules and
   an infinite plane; the racecar's collision shapes differ from its visual meshes), so hits are
   compared and the agreement is reported.
 * other bindings (optional): pyembree2, when installed, on the same baked scene.
 
-    python benchmarks/bench_lidar.py [--columns 2048] [--repeats 5]
+simgen and raw Embree are timed in turns (one of each per round, ``--repeats`` rounds) so that
+load from other processes hits both alike; the best time of each is reported with the spread
+(median), and the ratios use the best times. The CPU time (all threads of the process) of each
+is reported too: the ratio of CPU times is the share a quiet machine would see if every thread
+had a core of its own.
+
+    python benchmarks/bench_lidar.py [--columns 2048] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,11 +43,18 @@ import numpy as np
 
 from simgen.random.sample import sample_episode
 from simgen.run.capture import CaptureContext
-from simgen.run.lidar_capture import cast_sector, episode_geometry, finish_sweep, lidar_setup
+from simgen.run.lidar_capture import (
+    SectorRecord,
+    episode_geometry,
+    finish_sweep,
+    lidar_episode,
+    record_sector,
+)
 from simgen.scene.loader import load_scene
 from simgen.scene.sensors import LidarSensor
 from simgen.sensors.camera import sensor_pose_w
 from simgen.sensors.raycast import RayCaster, part_triangles
+from simgen.sensors.sweep_cast import cast_sweep
 from simgen.sim.assets import AssetResolver
 from simgen.sim.visuals import MeshLibrary
 from simgen.sim.world import PhysicsWorld
@@ -45,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH = 16383
 
 
-def best(fn, repeats: int) -> float:
+def best(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -54,16 +72,49 @@ def best(fn, repeats: int) -> float:
     return min(times)
 
 
-def sweep(spec: LidarSensor, ctx: CaptureContext, sectors: int) -> None:
-    """One sweep through the capture functions the episode loop calls."""
-    parts = [cast_sector(spec, ctx, 0, j) for j in range(sectors)]
-    finish_sweep(spec, ctx, parts)
+def in_turns(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, np.ndarray]:
+    """(repeats, 2) wall and CPU seconds of each function, run in turns."""
+    out: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            out[k].append((time.perf_counter() - w0, time.process_time() - c0))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def record_sweep(specs: list[LidarSensor], ctx: CaptureContext) -> dict[str, list[SectorRecord]]:
+    """Step physics through one sweep, recording every sector of each LiDAR at its step (as the
+    episode loop does); the world is left at the sweep's end step."""
+    timings = [lidar_episode(s, ctx).setup.timing for s in specs]
+    records: dict[str, list[SectorRecord]] = {s.name: [] for s in specs}
+    for step in range(timings[0].end_step + 1):
+        for s, timing in zip(specs, timings, strict=True):
+            for j in np.flatnonzero(timing.sector_step == step):
+                records[s.name].append(record_sector(s, ctx, 0, int(j)))
+        if step < timings[0].end_step:
+            ctx.world.step()
+    return records
+
+
+def sweep(spec: LidarSensor, ctx: CaptureContext, records: list[SectorRecord]) -> None:
+    """One sweep's sensor work: every sector's pose reads, then the sweep's cast and labels."""
+    for j in range(len(records)):
+        record_sector(spec, ctx, 0, j)
+    finish_sweep(spec, ctx, records)
+
+
+def cast_only(spec: LidarSensor, ctx: CaptureContext, records: list[SectorRecord]) -> None:
+    """The same sweep's rays cast (world rays, moving parts, merge), without any labeling."""
+    lid = lidar_episode(spec, ctx)
+    sensor_w, parts_w = lid.reader.poses(np.array([r.reads for r in records]))
+    cast_sweep(lid.geo.scene, lid.setup.pattern, sensor_w, parts_w, lid.setup.model.max_range, id)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--columns", type=int, default=2048)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
     from simgen.sim.quiet import import_pybullet
 
@@ -82,7 +133,7 @@ def main() -> None:
         }
     )
     one_sector = spec.model_copy(update={"sectors": 1, "name": "hdl64_one_sector"})
-    out: dict[str, float] = {}
+    out: dict[str, float | tuple[float, float]] = {}
     with PhysicsWorld(
         params, assets=AssetResolver.for_scene(scene.base_dir), meshes=MeshLibrary()
     ) as world:
@@ -107,35 +158,13 @@ def main() -> None:
         )
         ctx.cache["lidar_geometry"] = geo
         n_rays = 64 * args.columns
+        records = record_sweep([spec, one_sector], ctx)
 
-        # time spent inside the caster (CastScene.cast: Embree plus the moving-part culling)
-        inner = {"t": 0.0}
-        real_cast = geo.scene.cast
-
-        def timed_cast(*a, **k):  # type: ignore[no-untyped-def]
-            t = time.perf_counter()
-            r = real_cast(*a, **k)
-            inner["t"] += time.perf_counter() - t
-            return r
-
-        geo.scene.cast = timed_cast  # type: ignore[method-assign]
-        for name, s in (("sectors", spec), ("sector", one_sector)):
-            sectors = lidar_setup(s, world.timestep).timing.sectors
-            sweep(s, ctx, sectors)  # warm-up (the pattern is computed once per episode)
-            total = best(lambda s=s, n=sectors: sweep(s, ctx, n), args.repeats)
-            inner["t"] = 0.0
-            t_one = best(lambda s=s, n=sectors: sweep(s, ctx, n), 1)
-            cast_t = inner["t"]
-            out[f"simgen sweep, {sectors} {name}, Mrays/s"] = n_rays / total / 1e6
-            out[f"simgen sweep, {sectors} {name}, outside caster %"] = 100.0 * max(
-                0.0, 1.0 - cast_t / t_one
-            )
-        geo.scene.cast = real_cast  # type: ignore[method-assign]
-
-        # the same rays in world coordinates
-        setup = lidar_setup(spec, world.timestep)
+        # the same rays in world coordinates, from the sensor pose at the sweep end
+        setup = lidar_episode(spec, ctx).setup
+        sectors = setup.timing.sectors
         pose = sensor_pose_w(spec, world.attachment_pose_w)
-        dirs_w = setup.dirs_s.reshape(-1, 3) @ pose[:3, :3].T
+        dirs_w = setup.pattern.dirs_s.astype(np.float64) @ pose[:3, :3].T
         origin = pose[:3, 3]
         max_range = setup.model.max_range
         poses = world.part_poses_w()
@@ -151,17 +180,45 @@ def main() -> None:
             return raw_scene.run(o32[lo:hi], d32[lo:hi], dists=max_range, output=1)
 
         raw()
-        out["raw embreex, 1 thread, Mrays/s"] = n_rays / best(raw, args.repeats) / 1e6
         cores = os.cpu_count() or 1
         chunks = np.linspace(0, n_rays, cores * 4 + 1).astype(int)
-        with ThreadPoolExecutor(cores) as pool:
+        pool = ThreadPoolExecutor(cores)
 
-            def raw_threads() -> None:
-                list(pool.map(raw, chunks[:-1], chunks[1:]))
+        def raw_threads() -> None:
+            list(pool.map(raw, chunks[:-1], chunks[1:]))
 
-            out[f"raw embreex, {cores} threads, Mrays/s"] = (
-                n_rays / best(raw_threads, args.repeats) / 1e6
+        fns = {
+            f"simgen sweep, {sectors} sectors": lambda: sweep(spec, ctx, records[spec.name]),
+            "simgen sweep, 1 sector": lambda: sweep(one_sector, ctx, records[one_sector.name]),
+            f"simgen cast only, {sectors} sectors": lambda: cast_only(
+                spec, ctx, records[spec.name]
+            ),
+            "raw embreex, 1 thread": raw,
+            f"raw embreex, {cores} threads": raw_threads,
+        }
+        for fn in fns.values():
+            fn()  # warm-up (per-episode setup of each sensor)
+        times = in_turns(fns, args.repeats)
+        pool.shutdown()
+        for k, v in times.items():
+            out[f"{k}, Mrays/s (best; median)"] = (
+                n_rays / v[:, 0].min() / 1e6,
+                n_rays / np.median(v[:, 0]) / 1e6,
             )
+        for k, v in times.items():
+            out[f"{k}, CPU ms per sweep (best)"] = v[:, 1].min() * 1e3
+        ours = times[f"simgen sweep, {sectors} sectors"]
+        raw_all = times[f"raw embreex, {cores} threads"]
+        out["simgen sweep / raw all cores, wall % (best; median of turns)"] = (
+            100.0 * raw_all[:, 0].min() / ours[:, 0].min(),
+            100.0 * np.median(raw_all[:, 0] / ours[:, 0]),
+        )
+        out["simgen sweep / raw, CPU time %"] = (
+            100.0 * times["raw embreex, 1 thread"][:, 1].min() / ours[:, 1].min()
+        )
+        out["share of the sweep outside the caster, %"] = 100.0 * (
+            1.0 - times[f"simgen cast only, {sectors} sectors"][:, 0].min() / ours[:, 0].min()
+        )
         ref = raw()
 
         # pybullet rayTestBatch against the collision shapes
@@ -222,14 +279,13 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores"
     )
     for k, v in out.items():
-        print(f"{k:58s} {v:10.2f}")
-    ours = out[f"simgen sweep, {lidar_setup(spec, 1 / 240).timing.sectors} sectors, Mrays/s"]
-    print(
-        f"{'ratio simgen (sectors) / pybullet':58s} {ours / out['pybullet rayTestBatch, all cores, Mrays/s']:10.2f}"
-    )
-    print(
-        f"{'ratio simgen (sectors) / raw embreex 1 thread':58s} {ours / out['raw embreex, 1 thread, Mrays/s']:10.2f}"
-    )
+        shown = "; ".join(f"{x:.2f}" for x in v) if isinstance(v, tuple) else f"{v:.2f}"
+        print(f"{k:66s} {shown:>16s}")
+    ours = out[f"simgen sweep, {sectors} sectors, Mrays/s (best; median)"]
+    assert isinstance(ours, tuple)
+    pyb = out["pybullet rayTestBatch, all cores, Mrays/s"]
+    assert isinstance(pyb, float)
+    print(f"{'ratio simgen (sectors) / pybullet':66s} {ours[0] / pyb:16.2f}")
     print(f"rays that disagree with pybullet, by our class: {worst}")
 
 

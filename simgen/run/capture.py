@@ -196,9 +196,9 @@ def _(spec: LidarSensor, timestep: float, num_steps: int) -> CapturePlan:
 
 @capture_part.register
 def _(spec: LidarSensor, ctx: CaptureContext, frame: int, part: int) -> Any:
-    from simgen.run.lidar_capture import cast_sector
+    from simgen.run.lidar_capture import record_sector
 
-    return cast_sector(spec, ctx, frame, part)
+    return record_sector(spec, ctx, frame, part)
 
 
 @capture.register

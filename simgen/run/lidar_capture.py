@@ -1,69 +1,73 @@
-"""LiDAR capture: cast each sector of a sweep at its own physics step, then label, add noise, pack.
+"""LiDAR capture: record each sector's poses at its physics step; cast and label at the sweep end.
 
 A sweep of frame k starts at ``t_k = k / rate_hz`` (snapped to a step) and ends one rotation
-later; the frame is yielded at the end step. Every sector is cast by :func:`cast_sector` when the
-episode loop reaches the sector's step (the world then holds that instant's poses, so moving
-objects and a moving sensor smear as on a real sensor); :func:`finish_sweep` assembles the
-frame. The output arrays are documented in docs/dataset-format.md and docs/lidar.md.
+later; the frame is yielded at the end step. When the episode loop reaches a sector's step,
+:func:`record_sector` reads the poses that sector needs (the sensor's and those of the parts that
+move: a few pybullet queries, no casting). :func:`finish_sweep` then casts the whole sweep,
+every sector against the world as it was at its own step
+(:func:`simgen.sensors.sweep_cast.cast_sweep`), so moving objects and a moving sensor smear as on
+a real sensor, and labels it chunk by chunk on the caster's threads (:class:`SweepLabels`). The
+output arrays are documented in docs/dataset-format.md and docs/lidar.md.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from simgen.geometry import invert_pose
+from simgen.geometry import invert_pose, pose_matrices, xyzw_to_wxyz
 from simgen.run.capture import CaptureContext, Captured, CapturePlan
+from simgen.run.lidar_labels import SweepLabels
 from simgen.scene.sensors import LidarSensor
 from simgen.scene.types import value
 from simgen.sensors.camera import CaptureSchedule, mount_in_parent, sensor_pose_w
 from simgen.sensors.lidar import (
     LidarModel,
     SweepTiming,
-    apply_noise,
     class_reflectivity,
-    deskew,
-    intensity,
+    draw_noise,
     lidar_model,
     ray_directions,
+    sector_to_end,
     sweep_timing,
 )
 from simgen.sensors.raycast import CastScene, RayCaster
+from simgen.sensors.sweep_cast import SweepPattern, cast_sweep, sweep_pattern
 from simgen.sim.world import PhysicsWorld
 
 
 @dataclass(frozen=True)
 class LidarSetup:
-    """What a LiDAR needs for a whole episode (pure functions of its spec and the timestep).
-
-    Rays are flattened in firing order: column by column, top ring first (ray ``i`` is ring
-    ``i % C`` of column ``i // C``); sectors are runs of consecutive columns."""
+    """What a LiDAR needs for a whole episode (pure functions of its spec and the timestep)."""
 
     model: LidarModel
     timing: SweepTiming
-    dirs_s: np.ndarray  # (N * C, 3) float32 ray directions, firing order
-    sector_rays: tuple[slice, ...]  # the rays of each sector
-    sector_dirs_s: tuple[np.ndarray, ...]  # (rays, 3) float32 directions of each sector
+    pattern: SweepPattern  # rays in firing order, sectors, chunks
     mount: np.ndarray  # (4, 4) sensor body frame in its parent (world or attached object)
+    column_azimuth: np.ndarray  # (N,) float32
+    column_time: np.ndarray  # (N,) float32 time of each column's cast after the sweep start
 
 
 def lidar_setup(spec: LidarSensor, timestep: float) -> LidarSetup:
     model = lidar_model(spec)
     timing = sweep_timing(model, timestep)
-    c = model.channels
-    dirs = np.ascontiguousarray(
-        ray_directions(model).transpose(1, 0, 2).reshape(-1, 3), dtype=np.float32
+    pattern = sweep_pattern(
+        ray_directions(model),
+        model.elevation,
+        model.azimuth,
+        model.horizontal_fov,
+        timing.column_sector,
     )
-    bounds = np.searchsorted(timing.column_sector, np.arange(timing.sectors + 1)) * c
-    if np.any(np.diff(timing.column_sector) < 0):  # pragma: no cover - sweep_timing guarantees
-        raise AssertionError("sectors must be runs of consecutive columns")
-    rays = tuple(slice(int(a), int(b)) for a, b in itertools.pairwise(bounds))
     return LidarSetup(
-        model, timing, dirs, rays, tuple(dirs[r] for r in rays), mount_in_parent(spec)
+        model,
+        timing,
+        pattern,
+        mount_in_parent(spec),
+        model.azimuth.astype(np.float32),
+        timing.sector_time[timing.column_sector].astype(np.float32),
     )
 
 
@@ -79,13 +83,12 @@ def lidar_plan(spec: LidarSensor, timestep: float, num_steps: int) -> CapturePla
 
 @dataclass(frozen=True)
 class EpisodeGeometry:
-    """The episode's cast scene, per-part labels, and how to pose the parts that move."""
+    """The episode's cast scene and per-part labels. The label tables have P + 1 entries: the
+    last one (index -1) is a miss."""
 
     scene: CastScene
-    part_instance: np.ndarray  # (P,) uint16
-    part_reflectivity: np.ndarray  # (P,) float32
-    # (instance id, link indices, local poses of its parts, object frame in the base COM frame)
-    moving_bodies: tuple[tuple[Any, np.ndarray, np.ndarray, np.ndarray], ...]
+    part_instance: np.ndarray  # (P + 1,) uint16, 0 for a miss
+    part_reflectivity: np.ndarray  # (P + 1,) float32, 0 for a miss
 
 
 def episode_geometry(world: PhysicsWorld, caster: RayCaster) -> EpisodeGeometry:
@@ -110,73 +113,17 @@ def episode_geometry(world: PhysicsWorld, caster: RayCaster) -> EpisodeGeometry:
         m = spec.material
         own = m.reflectivity if m is not None else None
         refl.append(value(own) if own is not None else class_reflectivity(spec.class_name))
-    moving: dict[int, list[int]] = {}
-    for i in np.flatnonzero(movable):  # a body's parts are consecutive in visual_parts
-        moving.setdefault(parts[i].instance_id, []).append(int(i))
-    groups = tuple(
-        (
-            inst,
-            np.array([parts[i].link_index for i in idx], np.int64),
-            np.stack([parts[i].local_pose for i in idx]),
-            invert_pose(bodies[inst].com_in_frame),
-        )
-        for inst, idx in moving.items()
-    )
-    scene = caster.scene(parts, movable, world.part_poses_w())
-    assert [i for g in moving.values() for i in g] == scene.moving_parts.tolist()
     return EpisodeGeometry(
-        scene,
-        np.array([p.instance_id for p in parts], np.uint16),
-        np.array(refl, np.float32),
-        groups,
+        caster.scene(parts, movable, world.part_poses_w()),
+        np.array([p.instance_id for p in parts] + [0], np.uint16),
+        np.array([*refl, 0.0], np.float32),
     )
-
-
-def _link_poses(
-    world: PhysicsWorld, body: Any, links: np.ndarray, frame_in_com: np.ndarray
-) -> np.ndarray:
-    """(n, 4, 4) world poses of ``links`` of ``body`` (-1: the object frame), from one or two
-    pybullet queries (this runs once per sector, so it avoids numpy on tiny arrays)."""
-    c = world.client
-    rows: list[tuple[Any, Any]] = []
-    states: Any = iter(())
-    wanted = [int(i) for i in links if i >= 0]
-    if wanted:
-        states = iter(c.getLinkStates(body.body_id, wanted, computeForwardKinematics=1))
-    base = c.getBasePositionAndOrientation(body.body_id) if (links < 0).any() else None
-    for i in links:
-        if i < 0:
-            assert base is not None
-            rows.append(base)
-        else:
-            s = next(states)
-            rows.append((s[4], s[5]))
-    out = np.zeros((len(rows), 4, 4))
-    out[:, :3, :3] = np.array([c.getMatrixFromQuaternion(q) for _, q in rows]).reshape(-1, 3, 3)
-    out[:, :3, 3] = [p for p, _ in rows]
-    out[:, 3, 3] = 1.0
-    is_base = links < 0
-    if is_base.any():
-        out[is_base] = out[is_base] @ frame_in_com
-    return out
-
-
-def moving_poses_w(world: PhysicsWorld, geo: EpisodeGeometry) -> np.ndarray:
-    """(M, 4, 4) world poses of the moving parts (``geo.scene.moving_parts`` order); NaN for
-    objects not in the world now (not yet spawned, or removed), which the caster skips."""
-    out = []
-    for inst, links, local, frame_in_com in geo.moving_bodies:
-        if world.active[inst - 1]:
-            body = world.bodies[inst - 1]  # current: a respawned object has a new body id
-            out.append(_link_poses(world, body, links, frame_in_com) @ local)
-        else:
-            out.append(np.full((len(links), 4, 4), np.nan))
-    return np.concatenate(out) if out else np.zeros((0, 4, 4))
 
 
 def _scenario_objects(world: PhysicsWorld) -> set[str]:
-    """Names of objects the scenarios may spawn, remove or move (kept out of the static cast
-    scene). Conservative: every object name that appears in a scenario definition."""
+    """Names of objects the scenarios may spawn, remove or move: they are cast as moving parts,
+    never baked into the static scene. Conservative: every object name that appears in a
+    scenario definition."""
     import json
 
     scenarios = getattr(world.scene, "scenarios", None) or []
@@ -184,145 +131,166 @@ def _scenario_objects(world: PhysicsWorld) -> set[str]:
     return {b.name for b in world.bodies if f'"{b.name}"' in text}
 
 
-def lidar_pose_w(spec: LidarSensor, world: PhysicsWorld, setup: LidarSetup) -> np.ndarray:
-    """The sensor body pose in the world (as :func:`sensor_pose_w`, faster for every sector)."""
-    if spec.attach_to is None:
-        return setup.mount
-    body = world.body(spec.attach_to.object)
-    link = spec.attach_to.link
-    if link is None:
-        links = np.array([-1])
-    elif link in body.link_index_by_name:
-        links = np.array([body.link_index_by_name[link]])
-    else:
-        return sensor_pose_w(spec, world.attachment_pose_w)  # raises the helpful error
-    return _link_poses(world, body, links, invert_pose(body.com_in_frame))[0] @ setup.mount
+@dataclass(frozen=True)
+class PoseReader:
+    """Reads, at a sector's step, the raw pybullet poses of the links a sweep needs (the sensor's
+    parent and every moving part's link), and turns a sweep's reads into poses at once."""
+
+    # (instance id, base?, link indices); the current body id and whether the object is in the
+    # world are looked up at each read (scenarios spawn and remove objects)
+    queries: tuple[tuple[int, bool, tuple[int, ...]], ...]
+    fix: np.ndarray  # (L, 4, 4) per entry: object frame in the base COM frame, or identity
+    sensor: int  # entry of the sensor's parent, -1 = the world
+    mount: np.ndarray  # (4, 4) sensor body frame in its parent
+    part_entry: np.ndarray  # (M,) entry of each moving part's link
+    part_local: np.ndarray  # (M, 4, 4) part pose in its link frame
+
+    def read(self, world: PhysicsWorld) -> list[float]:
+        """Position and xyzw quaternion of every entry, flat (7 numbers each); NaN for objects
+        not in the world now (their parts then get NaN poses, which the caster skips)."""
+        client = world.client
+        out: list[float] = []
+        for inst, base, links in self.queries:
+            if not world.active[inst - 1]:
+                out += [float("nan")] * (7 * (int(base) + len(links)))
+                continue
+            body = world.bodies[inst - 1].body_id
+            if base:
+                p, q = client.getBasePositionAndOrientation(body)
+                out += p
+                out += q
+            if links:
+                for s in client.getLinkStates(body, links, computeForwardKinematics=1):
+                    out += s[4]
+                    out += s[5]
+        return out
+
+    def poses(self, reads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S, 4, 4) sensor poses and (S, M, 4, 4) moving-part poses from (S, 7 L) reads."""
+        s, n = reads.shape[0], self.fix.shape[0]
+        if n:
+            v = reads.reshape(s * n, 7)
+            links = pose_matrices(v[:, :3], xyzw_to_wxyz(v[:, 3:])).reshape(s, n, 4, 4) @ self.fix
+        else:
+            links = np.zeros((s, 0, 4, 4))
+        sensor = (
+            links[:, self.sensor] @ self.mount
+            if self.sensor >= 0
+            else np.repeat(self.mount[None], s, axis=0)
+        )
+        return sensor, links[:, self.part_entry] @ self.part_local
 
 
-def _setup(spec: LidarSensor, ctx: CaptureContext) -> LidarSetup:
-    key = ("lidar", spec.name)
-    if key not in ctx.cache:
-        ctx.cache[key] = lidar_setup(spec, ctx.world.timestep)
-    setup: LidarSetup = ctx.cache[key]
-    return setup
-
-
-def _geometry(ctx: CaptureContext) -> EpisodeGeometry:
-    if "lidar_geometry" not in ctx.cache:
-        caster = ctx.raycaster_factory() if ctx.raycaster_factory is not None else RayCaster()
-        ctx.cache["lidar_geometry"] = episode_geometry(ctx.world, caster)
-    geo: EpisodeGeometry = ctx.cache["lidar_geometry"]
-    return geo
+def pose_reader(spec: LidarSensor, world: PhysicsWorld, geo: EpisodeGeometry) -> PoseReader:
+    bodies = {b.instance_id: b for b in world.bodies}
+    parts = [world.visual_parts[i] for i in geo.scene.moving_parts]
+    keys = [(bodies[p.instance_id], p.link_index) for p in parts]
+    sensor_key = None
+    if spec.attach_to is not None:
+        parent = world.body(spec.attach_to.object)
+        name = spec.attach_to.link
+        if name is not None and name not in parent.link_index_by_name:
+            sensor_pose_w(spec, world.attachment_pose_w)  # raises the helpful error
+        sensor_key = (parent, -1 if name is None else parent.link_index_by_name[name])
+        keys.append(sensor_key)
+    by_body: dict[int, tuple[Any, set[int]]] = {}
+    for body, link in keys:
+        by_body.setdefault(body.body_id, (body, set()))[1].add(link)
+    order, fix, queries = [], [], []
+    for body_id, (body, links) in by_body.items():
+        ls = sorted(links)  # the base (-1) first, as read
+        order += [(body_id, i) for i in ls]
+        fix += [invert_pose(body.com_in_frame) if i < 0 else np.eye(4) for i in ls]
+        queries.append((body.instance_id, ls[0] < 0, tuple(i for i in ls if i >= 0)))
+    entry = {k: j for j, k in enumerate(order)}
+    return PoseReader(
+        tuple(queries),
+        np.array(fix).reshape(-1, 4, 4),
+        -1 if sensor_key is None else entry[(sensor_key[0].body_id, sensor_key[1])],
+        mount_in_parent(spec),
+        np.array([entry[(p_body.body_id, link)] for p_body, link in keys[: len(parts)]], int),
+        np.array([p.local_pose for p in parts]).reshape(-1, 4, 4),
+    )
 
 
 @dataclass(frozen=True)
-class SectorCast:
-    """The raw hits of one sector's rays (firing order), cast at one physics step."""
+class LidarEpisode:
+    """A LiDAR's state for one episode."""
+
+    setup: LidarSetup
+    reader: PoseReader
+    geo: EpisodeGeometry
+
+
+def lidar_episode(spec: LidarSensor, ctx: CaptureContext) -> LidarEpisode:
+    """Per-episode state of a LiDAR (cached in the context)."""
+    key = ("lidar", spec.name)
+    if key not in ctx.cache:
+        if "lidar_geometry" not in ctx.cache:
+            caster = ctx.raycaster_factory() if ctx.raycaster_factory is not None else RayCaster()
+            ctx.cache["lidar_geometry"] = episode_geometry(ctx.world, caster)
+        geo = ctx.cache["lidar_geometry"]
+        setup = lidar_setup(spec, ctx.world.timestep)
+        ctx.cache[key] = LidarEpisode(setup, pose_reader(spec, ctx.world, geo), geo)
+    lidar: LidarEpisode = ctx.cache[key]
+    return lidar
+
+
+@dataclass(frozen=True)
+class SectorRecord:
+    """What one sector of a sweep needs from its physics step: raw poses (:class:`PoseReader`)."""
 
     frame: int
     sector: int
     step: int
-    pose_w: np.ndarray  # (4, 4) sensor body pose at the cast
-    t: np.ndarray  # (rays,) float32 hit distance, inf = no hit within max_range
-    part: np.ndarray  # (rays,) int32 visual part hit, -1 = none
-    cos_incidence: np.ndarray  # (rays,) float32 |cos| between ray and surface normal
+    reads: list[float]
 
 
-def cast_sector(spec: LidarSensor, ctx: CaptureContext, frame: int, sector: int) -> SectorCast:
-    setup = _setup(spec, ctx)
-    geo = _geometry(ctx)
-    world = ctx.world
-    pose = lidar_pose_w(spec, world, setup)
-    dirs_w = setup.sector_dirs_s[sector] @ np.ascontiguousarray(pose[:3, :3].T, np.float32)
-    hits = geo.scene.cast(pose[:3, 3], dirs_w, moving_poses_w(world, geo), setup.model.max_range)
-    return SectorCast(frame, sector, world.step_index, pose, hits.t, hits.part, hits.cos_incidence)
-
-
-def _assemble(
-    setup: LidarSetup, parts: Sequence[SectorCast]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    s = setup.timing.sectors
-    ordered = sorted(parts, key=lambda p: p.sector)
-    if [p.sector for p in ordered] != list(range(s)):
-        raise RuntimeError(f"a sweep needs sectors 0..{s - 1}, got {[p.sector for p in parts]}")
-    t = np.concatenate([p.t for p in ordered])
-    part = np.concatenate([p.part for p in ordered])
-    cos = np.concatenate([p.cos_incidence for p in ordered])
-    return t, part, cos, np.stack([p.pose_w for p in ordered])
-
-
-def _image(flat: np.ndarray, c: int) -> np.ndarray:
-    """(C, N) range-image layout of a firing-order ray array."""
-    return np.ascontiguousarray(flat.reshape(-1, c).T)
+def record_sector(spec: LidarSensor, ctx: CaptureContext, frame: int, sector: int) -> SectorRecord:
+    lidar = lidar_episode(spec, ctx)
+    return SectorRecord(frame, sector, ctx.world.step_index, lidar.reader.read(ctx.world))
 
 
 def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -> Captured:
     """The frame of a finished sweep: (pose_w at sweep end, per-frame, constant, ragged arrays)."""
-    setup, geo = _setup(spec, ctx), _geometry(ctx)
-    model, timing = setup.model, setup.timing
-    c = model.channels
-    t, part, cos, sector_poses = _assemble(setup, parts)
-    end_pose = lidar_pose_w(spec, ctx.world, setup)
-
-    sel = np.flatnonzero((part >= 0) & (t >= model.min_range))  # returns, firing order
-    r, hit_part, cos_sel = t[sel], part[sel], cos[sel]
-    inten = intensity(
-        geo.part_reflectivity[hit_part], cos_sel, r, model.attenuation, model.reference_range
-    )
-    ok = inten >= model.threshold
-    sel, r, hit_part, cos_sel, inten = sel[ok], r[ok], hit_part[ok], cos_sel[ok], inten[ok]
-    inst = geo.part_instance[hit_part]
-    sem = ctx.semantic_lut[inst]
-    col = sel // c
-    ring = sel - col * c
-    pts = np.take(setup.dirs_s, sel, axis=0) * r[:, None]
-    frame = parts[0].frame if parts else 0
+    lidar = lidar_episode(spec, ctx)
+    setup, model, timing = lidar.setup, lidar.setup.model, lidar.setup.timing
     if ctx.params is None:
         raise RuntimeError("LiDAR noise needs the episode's parameters (CaptureContext.params)")
+    ordered = sorted(parts, key=lambda p: p.sector)
+    if [p.sector for p in ordered] != list(range(timing.sectors)):
+        raise RuntimeError(
+            f"a sweep needs sectors 0..{timing.sectors - 1}, got {[p.sector for p in parts]}"
+        )
+    sensor_w, parts_w = lidar.reader.poses(np.array([p.reads for p in ordered], np.float64))
+    end_pose = lidar.reader.poses(np.array([lidar.reader.read(ctx.world)]))[0][0]
+    labels = SweepLabels(setup, lidar.geo, ctx.semantic_lut, sector_to_end(sensor_w, end_pose))
+    frame = parts[0].frame if parts else 0
     rngs = {k: ctx.params.rng("lidar", spec.name, frame, k) for k in ("dropout", "weak", "range")}
-    noisy = apply_noise(model, r, inten, rngs)
-    keep = np.flatnonzero(noisy.keep)
-    r_noisy = noisy.range_m[keep]
 
-    n_rays = t.shape[0]
-    range_img = np.zeros(n_rays, np.float32)
-    range_img[sel] = r
-    inten_img = np.zeros(n_rays, np.float32)
-    inten_img[sel] = inten
-    inst_img = np.zeros(n_rays, np.uint16)
-    inst_img[sel] = inst
-    noisy_img = np.zeros(n_rays, np.float32)
-    noisy_img[sel[keep]] = r_noisy
-    arrays = {
-        "range_image": _image(range_img, c),
-        "intensity_image": _image(inten_img, c),
-        "instance_image": _image(inst_img, c),
-        "semantic_image": ctx.semantic_lut[_image(inst_img, c)],
-        "range_image_noisy": _image(noisy_img, c),
-        "sector_poses_w": sector_poses,
-        "sweep_start_time": np.float64((ctx.world.step_index - timing.end_step) * timing.timestep),
-    }
+    def draw() -> None:  # per ray, while the threads trace
+        if model.noisy:
+            labels.noise = draw_noise(model, setup.pattern.dirs_s.shape[0], rngs)
+
+    scene = lidar.geo.scene
+    chunks = cast_sweep(scene, setup.pattern, sensor_w, parts_w, model.max_range, labels.rays, draw)
+    offsets = np.cumsum([[0, 0], *((p, q) for _, p, q in chunks)], axis=0)
+    labels.allocate(int(offsets[-1, 0]), int(offsets[-1, 1]))
+    scene.caster.map(
+        labels.points,
+        [ch for ch, _, _ in chunks],
+        offsets[:-1, 0].tolist(),
+        offsets[:-1, 1].tolist(),
+    )
+    arrays, ragged = labels.arrays()
+    arrays["sector_poses_w"] = sensor_w
+    arrays["sweep_start_time"] = np.float64(
+        (ctx.world.step_index - timing.end_step) * timing.timestep
+    )
     static = {
         "ring_elevation": model.elevation.copy(),
         "column_azimuth": model.azimuth.copy(),
         "column_sector": timing.column_sector.copy(),
         "sector_time_offset": timing.sector_time.astype(np.float64),
-    }
-    sector = timing.column_sector[col]
-    ragged = {
-        "points_s": pts,
-        "points_deskewed_s": deskew(pts, sector, sector_poses, end_pose),
-        "range_m": r,
-        "intensity": inten,
-        "instance": inst,
-        "semantic": sem,
-        "ring": ring.astype(np.uint16),
-        "column": col.astype(np.uint16),
-        "azimuth": model.azimuth[col].astype(np.float32),
-        "time_offset": timing.sector_time[sector].astype(np.float32),
-        "cos_incidence": cos_sel,
-        "noisy_index": keep.astype(np.int32),
-        "noisy_points_s": np.take(pts, keep, axis=0) * (r_noisy / r[keep])[:, None],
-        "noisy_range_m": r_noisy,
     }
     return end_pose, arrays, static, ragged

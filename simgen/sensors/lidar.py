@@ -90,6 +90,12 @@ class LidarModel:
     def columns(self) -> int:
         return int(self.azimuth.shape[0])
 
+    @property
+    def noisy(self) -> bool:
+        """Whether any noise is modelled (else the noisy cloud equals the clean one)."""
+        weak = self.low_intensity_dropout > 0 and self.low_intensity_limit > 0
+        return self.dropout > 0 or weak or self.range_sigma > 0 or self.range_resolution > 0
+
 
 def elevation_table_deg(spec: LidarSensor) -> np.ndarray:
     """The beam elevations in degrees, top beam first."""
@@ -229,32 +235,82 @@ class NoisyReturns:
     range_m: np.ndarray  # (n,) float32 noisy range of every clean return (valid where keep)
 
 
+@dataclass(frozen=True)
+class NoiseDraws:
+    """The random numbers behind the noise of n returns (None where that noise is off)."""
+
+    dropout: np.ndarray | None  # (n,) uniform [0, 1)
+    weak: np.ndarray | None  # (n,) uniform [0, 1)
+    range_m: np.ndarray | None  # (n,) float32 range error, m: range_sigma * standard normal
+
+    def part(self, a: int, b: int) -> NoiseDraws:
+        """The draws of items ``[a, b)``."""
+        fields = (self.dropout, self.weak, self.range_m)
+        return NoiseDraws(*(None if x is None else x[a:b] for x in fields))
+
+
+def draw_noise(model: LidarModel, n: int, rngs: dict[str, np.random.Generator]) -> NoiseDraws:
+    """Draw the noise of ``n`` returns. ``rngs`` holds the ``"dropout"``, ``"weak"`` and
+    ``"range"`` streams (separate, so enabling one noise source never shifts another); a stream
+    is not drawn from while its noise is off."""
+    weak = model.low_intensity_dropout > 0 and model.low_intensity_limit > 0
+    err = None
+    if model.range_sigma > 0:
+        err = rngs["range"].standard_normal(n)
+        err *= model.range_sigma
+        err = err.astype(np.float32)
+    return NoiseDraws(
+        rngs["dropout"].random(n) if model.dropout > 0 else None,
+        rngs["weak"].random(n) if weak else None,
+        err,
+    )
+
+
+def apply_draws(
+    model: LidarModel, range_m: np.ndarray, intensity_: np.ndarray, draws: NoiseDraws
+) -> NoisyReturns:
+    """Noisy measurements of clean returns from their draws (:func:`draw_noise`), in float32."""
+    n = range_m.shape[0]
+    keep = np.ones(n, bool) if draws.dropout is None else draws.dropout >= model.dropout
+    if draws.weak is not None:
+        p_weak = 1.0 - intensity_ / np.float32(model.low_intensity_limit)
+        np.clip(p_weak, 0.0, 1.0, out=p_weak)
+        p_weak *= np.float32(model.low_intensity_dropout)
+        keep &= draws.weak >= p_weak
+    r = np.asarray(range_m, np.float32)
+    if draws.range_m is not None:
+        r = r + draws.range_m
+    if model.range_resolution > 0:
+        step = np.float32(model.range_resolution)
+        r = np.round(r / step)
+        r *= step
+    if draws.range_m is not None or model.range_resolution > 0:
+        keep &= r <= np.float32(model.max_range)
+        keep &= r >= np.float32(model.min_range) if model.min_range > 0 else r > 0
+    else:
+        r = r.copy()
+    return NoisyReturns(keep, r)
+
+
 def apply_noise(
     model: LidarModel,
     range_m: np.ndarray,
     intensity_: np.ndarray,
     rngs: dict[str, np.random.Generator],
 ) -> NoisyReturns:
-    """Noisy measurements of clean returns. ``rngs`` holds the ``"dropout"``, ``"weak"`` and
-    ``"range"`` streams (separate, so enabling one noise source never shifts another); a
-    stream is not drawn from while its noise is off."""
-    n = range_m.shape[0]
-    keep = np.ones(n, bool)
-    if model.dropout > 0:
-        keep &= rngs["dropout"].random(n) >= model.dropout
-    if model.low_intensity_dropout > 0 and model.low_intensity_limit > 0:
-        p_weak = model.low_intensity_dropout * np.clip(
-            1.0 - intensity_ / model.low_intensity_limit, 0.0, 1.0
-        )
-        keep &= rngs["weak"].random(n) >= p_weak
-    r = range_m.astype(np.float64)
-    if model.range_sigma > 0:
-        r = r + model.range_sigma * rngs["range"].standard_normal(n)
-    if model.range_resolution > 0:
-        r = np.round(r / model.range_resolution) * model.range_resolution
-    if model.range_sigma > 0 or model.range_resolution > 0:
-        keep &= (r >= model.min_range) & (r <= model.max_range) & (r > 0)
-    return NoisyReturns(keep, r.astype(np.float32))
+    """Noisy measurements of clean returns (:func:`draw_noise` then :func:`apply_draws`)."""
+    return apply_draws(model, range_m, intensity_, draw_noise(model, range_m.shape[0], rngs))
+
+
+def sector_to_end(sector_pose_w: np.ndarray, end_pose_w: np.ndarray) -> np.ndarray | None:
+    """(S, 4, 4) transforms from the sensor frame at each sector to the sensor frame at the sweep
+    end, ``inv(T_w_end) @ T_w_sector``; None when the sensor did not move during the sweep."""
+    from simgen.geometry import invert_pose
+
+    rel = invert_pose(end_pose_w)[None] @ sector_pose_w
+    if np.allclose(rel, np.eye(4), rtol=0.0, atol=1e-12):
+        return None
+    return rel
 
 
 def deskew(
@@ -265,10 +321,8 @@ def deskew(
 ) -> np.ndarray:
     """Points measured in the sensor frame at their sector's instant, expressed in the sensor
     frame at the sweep end: ``p_end = inv(T_w_end) @ T_w_sector @ p``."""
-    from simgen.geometry import invert_pose
-
-    rel = invert_pose(end_pose_w)[None] @ sector_pose_w  # (S, 4, 4)
-    if np.allclose(rel, np.eye(4), rtol=0.0, atol=1e-12):
+    rel = sector_to_end(sector_pose_w, end_pose_w)
+    if rel is None:
         return points_s.copy()  # the sensor did not move during the sweep
     p = points_s.astype(np.float64)
     if point_sector.size and np.all(np.diff(point_sector) >= 0):  # firing order: runs
