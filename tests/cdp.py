@@ -168,16 +168,27 @@ class Browser:
         )
         res = self.call("Runtime.evaluate", ev, expression=js, returnByValue=True)
         info = json.loads(res["result"]["value"])
-        rep = PageReport(broken_images=info["broken"], images=info["images"], ready=info["ready"], title=info["title"])
+        rep = PageReport(
+            broken_images=info["broken"],
+            images=info["images"],
+            ready=info["ready"],
+            title=info["title"],
+        )
         if screenshot is not None:
             self._screenshot(screenshot, ev)
         for e in ev:
             m, p = e["method"], e.get("params", {})
             if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                rep.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
+                rep.console_errors.append(
+                    " ".join(
+                        str(a.get("value", a.get("description", ""))) for a in p.get("args", [])
+                    )
+                )
             elif m == "Runtime.exceptionThrown":
                 d = p.get("exceptionDetails", {})
-                rep.exceptions.append(str(d.get("exception", {}).get("description") or d.get("text")))
+                rep.exceptions.append(
+                    str(d.get("exception", {}).get("description") or d.get("text"))
+                )
             elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
                 rep.console_errors.append(str(p["entry"].get("text")))
             elif m == "Network.loadingFailed" and not p.get("canceled"):
@@ -188,6 +199,13 @@ class Browser:
         metrics = self.call("Page.getLayoutMetrics", ev)
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         height = int(min(max(size["height"], 600), 16000))
-        self.call("Emulation.setDeviceMetricsOverride", ev, width=1280, height=height, deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            ev,
+            width=1280,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         shot = self.call("Page.captureScreenshot", ev, format="png", captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(shot["data"]))

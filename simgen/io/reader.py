@@ -187,7 +187,9 @@ class Episode:
         sg = self._sensor(sensor)
         n = self.num_frames(sensor)
         if not 0 <= start <= stop <= n:
-            raise DatasetError(f"sensor {sensor!r} has frames [0, {n}); asked for [{start}, {stop})")
+            raise DatasetError(
+                f"sensor {sensor!r} has frames [0, {n}); asked for [{start}, {stop})"
+            )
         out: dict[str, np.ndarray] = {}
         for key in fields:
             if key not in sg:

@@ -25,15 +25,28 @@ class Moments:
     max: float = -math.inf
 
     def add(self, values: np.ndarray) -> None:
-        v = np.asarray(values, np.float64).ravel()
-        v = v[np.isfinite(v)]
+        v = np.asarray(values).ravel()
+        if v.dtype.kind == "f":
+            v = v[np.isfinite(v)]
+        self.add_finite(v)
+
+    def add_finite(self, v: np.ndarray) -> None:
+        """Add a 1-D array of finite values (in its own dtype; sums accumulate in float64,
+        shifted by the first value against cancellation)."""
         if v.size == 0:
             return
+        if v.dtype.kind in "bu":
+            v = v.astype(np.int64)
+        n = int(v.size)
+        shift = v[0]
+        d = v - shift
+        s = float(d.sum(dtype=np.float64))
+        s2 = float(np.square(d, dtype=np.float64).sum())  # no BLAS (threads contend under load)
         self.merge(
             Moments(
-                int(v.size),
-                float(v.mean()),
-                float(((v - v.mean()) ** 2).sum()),
+                n,
+                float(shift) + s / n,
+                max(s2 - s * s / n, 0.0),
                 float(v.min()),
                 float(v.max()),
             )
@@ -79,7 +92,8 @@ class Histogram:
     values below and above the range and the moments of every finite value added. Bins are
     half-open ``[e_i, e_i+1)`` except the last, which includes ``hi``.
 
-    ``integer`` histograms have one bin per integer ``lo, lo + 1, ..., hi - 1``."""
+    :meth:`integer` histograms have one bin per integer ``lo, lo + 1, ..., hi - 1`` (edges at
+    half-integers)."""
 
     lo: float
     hi: float
@@ -99,7 +113,7 @@ class Histogram:
 
     @classmethod
     def integer(cls, lo: int, hi: int, unit: str = "") -> Histogram:
-        return cls(float(lo), float(hi), hi - lo, unit=unit)
+        return cls(lo - 0.5, hi - 0.5, hi - lo, unit=unit)
 
     @property
     def edges(self) -> np.ndarray:
@@ -107,43 +121,39 @@ class Histogram:
             return np.logspace(math.log10(self.lo), math.log10(self.hi), self.bins + 1)
         return np.linspace(self.lo, self.hi, self.bins + 1)
 
-    def _axis(self, v: np.ndarray) -> tuple[np.ndarray, float, float]:
-        if self.log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.log10(v), math.log10(self.lo), math.log10(self.hi)
-        return v, self.lo, self.hi
-
     def add(self, values: np.ndarray, weights: np.ndarray | None = None) -> None:
         """Add values (NaN and inf are skipped; a log histogram counts values <= 0 as under)."""
-        v = np.asarray(values, np.float64).ravel()
+        v = np.asarray(values).ravel()
         w = None if weights is None else np.asarray(weights, np.int64).ravel()
-        ok = np.isfinite(v)
-        if not ok.all():
-            v = v[ok]
-            w = None if w is None else w[ok]
+        if v.dtype.kind == "f":
+            ok = np.isfinite(v)
+            if not ok.all():
+                v = v[ok]
+                w = None if w is None else w[ok]
+        elif v.dtype.kind in "bu":
+            v = v.astype(np.int64)
         if v.size == 0:
             return
         if w is None:
-            self.moments.add(v)
+            self.moments.add_finite(v)
         else:
-            self._weighted_moments(v, w)
-        x, a, b = self._axis(v)
-        pos = np.floor((x - a) / (b - a) * self.bins)
-        pos = np.where(np.isfinite(pos), pos, -1)  # log of values <= 0
-        pos = np.where((pos == self.bins) & (x <= b), self.bins - 1, pos)  # last bin is closed
-        under = pos < 0
-        over = pos >= self.bins
-        inside = ~(under | over)
-        if w is None:
-            self.under += int(under.sum())
-            self.over += int(over.sum())
-            self.counts += np.bincount(pos[inside].astype(np.int64), minlength=self.bins)
+            self._weighted_moments(v.astype(np.float64), w)
+        if self.log:
+            tiny = np.finfo(v.dtype).tiny if v.dtype.kind == "f" else 1e-300
+            x = np.log10(np.maximum(v, tiny))
+            a, b = math.log10(self.lo), math.log10(self.hi)
         else:
-            self.under += int(w[under].sum())
-            self.over += int(w[over].sum())
-            self.counts += np.bincount(
-                pos[inside].astype(np.int64), weights=w[inside], minlength=self.bins
-            ).astype(np.int64)
+            x, a, b = v, self.lo, self.hi
+        t = (x - a) * (self.bins / (b - a))
+        idx = np.floor(t)
+        idx[t == self.bins] = self.bins - 1  # the last bin is closed
+        np.clip(idx, -1, self.bins, out=idx)
+        idx = idx.astype(np.intp) + 1  # 0 = under, bins + 1 = over
+        c = np.bincount(idx, weights=w, minlength=self.bins + 2)
+        c = np.rint(c).astype(np.int64) if w is not None else c.astype(np.int64)
+        self.under += int(c[0])
+        self.over += int(c[-1])
+        self.counts += c[1:-1]
 
     def _weighted_moments(self, v: np.ndarray, w: np.ndarray) -> None:
         n = int(w.sum())

@@ -57,7 +57,10 @@ def dataset_card(stats: dict[str, Any], warns: list[dict[str, str]]) -> Rows:
         ),
     ]
     provenance = [
-        ("generator", f"simgen {d.get('simgen_version')} (dataset format {d.get('format_version')})"),
+        (
+            "generator",
+            f"simgen {d.get('simgen_version')} (dataset format {d.get('format_version')})",
+        ),
         ("created", str(d.get("created_utc") or "?")),
         ("scene file", str(d.get("scene_path") or "(built in Python)")),
         ("scene sha256", str(d.get("scene_sha256") or "-")),
@@ -88,7 +91,11 @@ def dataset_card(stats: dict[str, Any], warns: list[dict[str, str]]) -> Rows:
         ("resolutions", _resolutions(stats)),
     ]
     randomization = [
-        (path, p["declared"] + ("" if p["coverage"] is None else f" (coverage {100 * p['coverage']:.0f}%)"))
+        (
+            path,
+            p["declared"]
+            + ("" if p["coverage"] is None else f" (coverage {100 * p['coverage']:.0f}%)"),
+        )
         for path, p in params.items()
     ] or [("(none)", "the scene has no distributions")]
     scen = [
@@ -101,7 +108,9 @@ def dataset_card(stats: dict[str, Any], warns: list[dict[str, str]]) -> Rows:
     ]
     conv = d.get("conventions")
     conventions = (
-        [(k, str(v)) for k, v in sorted(conv.items())] if isinstance(conv, dict) else [("", str(conv))]
+        [(k, str(v)) for k, v in sorted(conv.items())]
+        if isinstance(conv, dict)
+        else [("", str(conv))]
     )
     lim = [(f"{i + 1}", x) for i, x in enumerate(known_limitations(stats, warns))]
     rows: Rows = [

@@ -77,7 +77,9 @@ def coco_stats(
     images, objects = ImageStats(), ObjectStats(names, [False] * len(names))
     missing: list[str] = []
     for done, img in enumerate(d["images"], 1):
-        _add_image(img, by_image.get(img["id"], []), images_dir, cat_index, images, objects, missing)
+        _add_image(
+            img, by_image.get(img["id"], []), images_dir, cat_index, images, objects, missing
+        )
         if progress is not None:
             progress(done, len(d["images"]))
     seconds = time.perf_counter() - t0
@@ -115,7 +117,7 @@ def _add_image(
         rgb = np.ascontiguousarray(bgr[..., ::-1])
         images.add_images(rgb[None])
         h, w = rgb.shape[:2]
-        w, h = int(img.get("width", w)), int(img.get("height", h))
+        w, h = int(img.get("width") or w), int(img.get("height") or h)
     if w <= 0 or h <= 0:
         return
     n = len(anns)
@@ -126,7 +128,7 @@ def _add_image(
         x, y, bw, bh = (float(v) for v in a["bbox"])
         boxes[0, i] = (x, y, x + bw, y + bh)
         oc[i] = cat_index[a["category_id"]]
-        class_pixels[0, oc[i]] += int(round(float(a.get("area", bw * bh))))
+        class_pixels[0, oc[i]] += round(float(a.get("area", bw * bh)))
     objects.add_frames(
         class_pixels=class_pixels,
         visible_pixels=np.ones((1, n), np.int64),

@@ -91,7 +91,7 @@ def level(distance: float) -> str:
 
 def compare_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Distances between two image sets (:func:`image_set` results), largest gap first."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, (where, key, words) in STATISTICS.items():
         ha, hb = _hist(a, where, key), _hist(b, where, key)
         if ha is None or hb is None or ha.total == 0 or hb.total == 0:

@@ -115,6 +115,11 @@ def _scalar(v: Any) -> float:
     return float(v)
 
 
+def _component(i: int, of: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], float]:
+    """Component ``i`` of a vector value (after ``of``)."""
+    return lambda v: float(of(v)[i])
+
+
 @singledispatch
 def law_of(dist: Distribution, ctx: Any = None) -> Law | None:
     """The law of a declared distribution (None: no declared law, e.g. ``custom``)."""
@@ -179,7 +184,11 @@ def _(d: Choice, ctx: Any = None) -> Law | None:
 
 @law_of.register
 def _(d: Bernoulli, ctx: Any = None) -> Law | None:
-    cats = tuple(canonical(v) for v in (False, True) if (v and d.bernoulli > 0) or (not v and d.bernoulli < 1))
+    cats = tuple(
+        canonical(v)
+        for v in (False, True)
+        if (v and d.bernoulli > 0) or (not v and d.bernoulli < 1)
+    )
     return Law(d.tag, categories=cats)
 
 
@@ -220,7 +229,7 @@ def _(d: Custom, ctx: Any = None) -> Law | None:
 def _(d: InBox, ctx: Any = None) -> Law | None:
     p = d.in_box
     dims = tuple(
-        _linear(axis, c - s / 2, c + s / 2, lambda v, i=i: float(v[i]), "m")
+        _linear(axis, c - s / 2, c + s / 2, _component(i), "m")
         for i, (axis, c, s) in enumerate(zip("xyz", p.center, p.size, strict=True))
         if s > 0
     )
@@ -268,9 +277,7 @@ def _(d: InShell, ctx: Any = None) -> Law | None:
     p = d.in_shell
     if p.outer <= p.inner:
         return None
-    return Law(
-        d.tag, (_radial(p.inner, p.outer, 3, p.center), *_direction_dims(p.center))
-    )
+    return Law(d.tag, (_radial(p.inner, p.outer, 3, p.center), *_direction_dims(p.center)))
 
 
 @law_of.register
@@ -303,11 +310,11 @@ def _(d: Hsv, ctx: Any = None) -> Law | None:
 
     dims = []
     if h1 > h0:
-        dims.append(Dim("hue", "deg", hue, lambda u: (h0 + u * (h1 - h0)) % 360.0))
+        dims.append(Dim("hue", "deg", hue, lambda u: h0 + u * (h1 - h0)))
     for i, name in ((1, "saturation"), (2, "value")):
         lo, hi = getattr(p, name)
         if hi > lo:
-            dims.append(_linear(name, lo, hi, lambda v, i=i: hsv(v)[i]))
+            dims.append(_linear(name, lo, hi, _component(i, hsv)))
     return Law(d.tag, tuple(dims)) if dims else None
 
 
@@ -553,9 +560,7 @@ class ParameterCoverage:
                 else sum(n for c, n in self.categories.items() if c not in declared),
             )
             return out
-        dims = [
-            acc.result(d.to_value) for d, acc in zip(self.law.dims, self.dims, strict=True)
-        ]
+        dims = [acc.result(d.to_value) for d, acc in zip(self.law.dims, self.dims, strict=True)]
         worst = min(dims, key=lambda r: r["coverage"]) if dims else None
         out.update(
             kind="continuous",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ CAMERA_FIELDS = [
     "visibility",
     "truncation",
 ]
-LIDAR_FIELDS = ["range_m", "semantic", "intensity", "noisy_range_m", "ring_elevation", "column_azimuth"]
+LIDAR_FIELDS = ["range_m", "semantic", "intensity", "ring_elevation", "column_azimuth"]
 
 
 def depth_histogram() -> Histogram:
@@ -51,7 +51,9 @@ class CameraStats:
         self.depth = depth_histogram()
         self.resolutions: set[tuple[int, int]] = set()
 
-    def add_block(self, b: dict[str, np.ndarray], object_class: np.ndarray, where: list[dict[str, Any]]) -> None:
+    def add_block(
+        self, b: dict[str, np.ndarray], object_class: np.ndarray, where: list[dict[str, Any]]
+    ) -> None:
         if "rgb" in b:
             self.images.add_images(b["rgb"])
         if "depth_m" in b:
@@ -121,7 +123,6 @@ class LidarStats:
         self.classes = classes
         self.frames = 0
         self.range = Histogram(0.05, 500.0, 60, log=True, unit="m")
-        self.noisy_range = Histogram(0.05, 500.0, 60, log=True, unit="m")
         self.intensity = Histogram(0.0, 1.0, 20)
         self.points_per_frame = Histogram(1.0, 1e7, 56, log=True, unit="points")
         self.return_rate = Histogram(0.0, 1.0, 20, unit="returns / beams")
@@ -134,8 +135,6 @@ class LidarStats:
         per_frame = np.diff(off)
         self.frames += len(per_frame)
         self.range.add(b["range_m"])
-        if "noisy_range_m" in b:
-            self.noisy_range.add(b["noisy_range_m"])
         if "intensity" in b:
             self.intensity.add(b["intensity"])
         self.points_per_frame.add(per_frame)
@@ -152,11 +151,12 @@ class LidarStats:
         return {
             "frames": self.frames,
             "range_m": self.range.to_json(),
-            "noisy_range_m": self.noisy_range.to_json(),
             "intensity": self.intensity.to_json(),
             "points_per_frame": self.points_per_frame.to_json(),
             "return_rate": self.return_rate.to_json(),
-            "class_points": {c: int(n) for c, n in zip(self.classes, self.class_points, strict=True)},
+            "class_points": {
+                c: int(n) for c, n in zip(self.classes, self.class_points, strict=True)
+            },
         }
 
 
@@ -173,13 +173,23 @@ def _object_class(ep: Episode) -> np.ndarray:
 def _block_frames(ep: Episode, sensor: str, fields: list[str]) -> int:
     """Frames per block so that one block's arrays stay under BLOCK_BYTES."""
     g = ep.g["sensors"][sensor]
-    per_frame = 0
     n = max(ep.num_frames(sensor), 1)
+    per_frame = 0
     for key in fields:
         if key in g:
             ds = g[key]
-            per_frame += ds.size * ds.dtype.itemsize // (n if ds.attrs.get("layout") != "constant" else 1 << 40)
+            if ds.attrs.get("layout") != "constant":
+                per_frame += ds.size * ds.dtype.itemsize // n
     return int(max(1, BLOCK_BYTES // max(per_frame, 1)))
+
+
+def _camera_fields(ep: Episode, sensor: str) -> list[str]:
+    """The camera arrays to read: the instance map only where the labels derived from it
+    (semantic, visible pixels, boxes) are not stored."""
+    g = ep.g["sensors"][sensor]
+    if all(k in g for k in ("semantic", "visible_pixels", "box2d_tight")):
+        return [f for f in CAMERA_FIELDS if f != "instance"]
+    return CAMERA_FIELDS
 
 
 def dataset_meta(ds: Dataset) -> dict[str, Any]:
@@ -210,7 +220,9 @@ def dataset_meta(ds: Dataset) -> dict[str, Any]:
         "scene_sha256": hashlib.sha256(text.encode()).hexdigest() if text else None,
         "num_scene_objects": len(scene.get("objects", []) or []),
         "sensors": {
-            s.get("name"): s.get("kind") for s in scene.get("sensors", []) or [] if isinstance(s, dict)
+            s.get("name"): s.get("kind")
+            for s in scene.get("sensors", []) or []
+            if isinstance(s, dict)
         },
     }
 
@@ -251,6 +263,7 @@ def compute_stats(
         cameras: dict[str, CameraStats] = {}
         lidars: dict[str, LidarStats] = {}
         frames: dict[str, int] = {}
+        steps: dict[str, int] = {}  # frames per block, by sensor (from its first episode)
         episode_frames = Moments()
         indices = ds.episode_indices
         for done, index in enumerate(indices, 1):
@@ -265,12 +278,19 @@ def compute_stats(
                 total += n
                 if kind == "camera":
                     cam = cameras.setdefault(name, CameraStats(classes, stuff))
-                    _stream(ep, name, CAMERA_FIELDS, lambda b, a, k, cam=cam, name=name: cam.add_block(
-                        b, oc, [{"episode": ep.index, "sensor": name, "frame": a + i} for i in range(k)]
-                    ))
+                    fields = _camera_fields(ep, name)
+                    step = steps.setdefault(name, _block_frames(ep, name, fields))
+                    for a, blk in _blocks(ep, name, fields, step):
+                        where = [
+                            {"episode": ep.index, "sensor": name, "frame": a + i}
+                            for i in range(_length(blk))
+                        ]
+                        cam.add_block(blk, oc, where)
                 elif kind == "lidar":
                     lid = lidars.setdefault(name, LidarStats(classes))
-                    _stream(ep, name, LIDAR_FIELDS, lambda b, a, k, lid=lid: lid.add_block(b))
+                    step = steps.setdefault(name, _block_frames(ep, name, LIDAR_FIELDS))
+                    for _, blk in _blocks(ep, name, LIDAR_FIELDS, step):
+                        lid.add_block(blk)
             episode_frames.add(np.array([total]))
             if progress is not None:
                 progress(done, len(indices))
@@ -281,7 +301,11 @@ def compute_stats(
             "dataset": meta,
             "episodes": len(indices),
             "episode_indices": index_ranges(indices),
-            "frames": {"total": n_frames, "per_sensor": frames, "per_episode": episode_frames.to_json()},
+            "frames": {
+                "total": n_frames,
+                "per_sensor": frames,
+                "per_episode": episode_frames.to_json(),
+            },
             "cameras": {k: v.to_json() for k, v in cameras.items()},
             "lidars": {k: v.to_json() for k, v in lidars.items()},
             **params.result(),
@@ -292,14 +316,20 @@ def compute_stats(
         }
 
 
-def _stream(
-    ep: Episode, sensor: str, fields: list[str], fn: Callable[[dict[str, np.ndarray], int, int], None]
-) -> None:
+def _blocks(
+    ep: Episode, sensor: str, fields: list[str], step: int
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(first frame, arrays) of consecutive blocks of ``step`` frames."""
     n = ep.num_frames(sensor)
-    step = _block_frames(ep, sensor, fields)
     for a in range(0, n, step):
-        b = min(n, a + step)
-        fn(ep.frame_block(sensor, a, b, fields), a, b - a)
+        yield a, ep.frame_block(sensor, a, min(n, a + step), fields)
+
+
+def _length(block: dict[str, np.ndarray]) -> int:
+    for key in ("rgb", "semantic", "instance", "depth_m"):
+        if key in block:
+            return int(block[key].shape[0])
+    return 0
 
 
 def save_stats(stats: dict[str, Any], path: str | Path) -> Path:

@@ -84,7 +84,7 @@ def _per_frame_values(path: str, columns: dict[str, np.ndarray]) -> list[Any] | 
     ``path[0]``, ``path[1]``, ... (colors)."""
     if path in columns:
         return [float(x) for x in columns[path]]
-    comps = []
+    comps: list[np.ndarray] = []
     while f"{path}[{len(comps)}]" in columns:
         comps.append(columns[f"{path}[{len(comps)}]"])
     if not comps:
@@ -126,8 +126,8 @@ class ScenarioStats:
         n = self.episodes
         out: dict[str, Any] = {}
         names = list(self.declared) + sorted(
-            {s for s, _ in self.events if s not in self.declared} | set(self.selected)
-            - set(self.declared)
+            {s for s, _ in self.events if s not in self.declared}
+            | set(self.selected) - set(self.declared)
         )
         for name in names:
             sel = self.selected.get(name, 0)

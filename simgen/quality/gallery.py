@@ -16,6 +16,7 @@ import numpy as np
 from simgen.io.reader import Dataset, Episode
 
 MAX_WIDTH = 400  # gallery images are downscaled to at most this width
+MIN_WIDTH = 320  # smaller frames are enlarged (nearest neighbour) before labels are drawn
 PNG_PIXELS = 320 * 240  # smaller images are PNG, larger JPEG (quality 88)
 
 
@@ -27,10 +28,14 @@ def weather_label(params: dict[str, Any]) -> str | None:
     if isinstance(w, dict) and w.get("preset"):
         return str(w["preset"])
     sampled = {
-        k: v for k, v in (params.get("sampled") or {}).items() if k.split(".")[0].startswith("weather")
+        k: v
+        for k, v in (params.get("sampled") or {}).items()
+        if k.split(".")[0].startswith("weather")
     }
     if sampled:
-        return ", ".join(f"{k.removeprefix('weather.')}={_short(v)}" for k, v in sorted(sampled.items()))
+        return ", ".join(
+            f"{k.removeprefix('weather.')}={_short(v)}" for k, v in sorted(sampled.items())
+        )
     if isinstance(w, dict):
         return "weather"
     if isinstance(w, str):
@@ -53,7 +58,9 @@ def encode_image(img: np.ndarray, max_width: int = MAX_WIDTH) -> str:
     """A data URI of an RGB image (downscaled to ``max_width``)."""
     h, w = img.shape[:2]
     if w > max_width:
-        img = cv2.resize(img, (max_width, max(1, round(h * max_width / w))), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(
+            img, (max_width, max(1, round(h * max_width / w))), interpolation=cv2.INTER_AREA
+        )
     bgr = np.ascontiguousarray(img[..., ::-1]) if img.ndim == 3 else img
     if img.shape[0] * img.shape[1] <= PNG_PIXELS:
         ok, buf = cv2.imencode(".png", bgr)
@@ -94,17 +101,26 @@ def _frame_at(ep: Episode, camera: str, time: float | None) -> int:
     return int(later[0]) if len(later) else n - 1
 
 
-def sample_images(ep: Episode, camera: str, k: int, classes: list[str], stuff: list[bool]) -> dict[str, str]:
+def sample_images(
+    ep: Episode, camera: str, k: int, classes: list[str], stuff: list[bool]
+) -> dict[str, str]:
     """The gallery images of frame ``k`` of ``camera``, as data URIs."""
     from simgen.labels.boxes import mask_boxes
     from simgen.viz import colorize_depth
 
-    f = ep.frame(camera, k, [x for x in ("rgb", "instance", "depth_m", "box2d_tight") if x in ep.fields(camera)])
+    f = ep.frame(
+        camera,
+        k,
+        [x for x in ("rgb", "instance", "depth_m", "box2d_tight", "K") if x in ep.fields(camera)],
+    )
     out: dict[str, str] = {}
     objs = {o["instance_id"]: o for o in ep.objects}
+    n = max(objs, default=0)
+    if "instance" in f and "box2d_tight" not in f:
+        f["box2d_tight"] = mask_boxes(f["instance"], n)[0]
+    f = _upscaled(f)
     if "rgb" in f and "instance" in f:
-        n = max(objs, default=0)
-        boxes = f["box2d_tight"] if "box2d_tight" in f else mask_boxes(f["instance"], n)[0]
+        boxes = f["box2d_tight"]
         present = {int(i) for i in np.unique(f["instance"]) if i > 0}
         labels = {
             i: classes[objs[i]["class_id"]]
@@ -124,7 +140,30 @@ def sample_images(ep: Episode, camera: str, k: int, classes: list[str], stuff: l
     return out
 
 
-def _lidar(ep: Episode, lidar: str, camera: str, t: float, cam: dict[str, Any], n_classes: int) -> dict[str, str]:
+def _upscaled(f: dict[str, Any]) -> dict[str, Any]:
+    """Small frames enlarged (nearest neighbour) to at least MIN_WIDTH pixels, so that labels
+    drawn on them stay legible; boxes and K scaled to match (pixel centers at integers)."""
+    w = next((a.shape[1] for key, a in f.items() if key in ("rgb", "instance", "depth_m")), 0)
+    s = -(-MIN_WIDTH // w) if 0 < w < MIN_WIDTH else 1
+    if s == 1:
+        return f
+    out = dict(f)
+    for key in ("rgb", "instance", "depth_m"):
+        if key in f:
+            out[key] = np.repeat(np.repeat(f[key], s, axis=0), s, axis=1)
+    if "box2d_tight" in f:
+        out["box2d_tight"] = f["box2d_tight"] * s
+    if "K" in f:
+        k = np.array(f["K"], np.float64)
+        k[:2, :2] *= s
+        k[:2, 2] = s * k[:2, 2] + (s - 1) / 2
+        out["K"] = k
+    return out
+
+
+def _lidar(
+    ep: Episode, lidar: str, camera: str, t: float, cam: dict[str, Any], n_classes: int
+) -> dict[str, str]:
     from simgen.geometry import transform_points
     from simgen.io.layout import LIDAR_POINTS
     from simgen.viz import bev_image, draw_points, palette
@@ -134,12 +173,18 @@ def _lidar(ep: Episode, lidar: str, camera: str, t: float, cam: dict[str, Any], 
     d = ep.frame(lidar, j, [LIDAR_POINTS, "semantic", "range_m", "pose_w"])
     pts = d[LIDAR_POINTS].astype(np.float64)
     extent = float(np.percentile(d["range_m"], 98)) if len(pts) else 10.0
-    out = {"lidar (bird's-eye)": encode_image(bev_image(pts, d["semantic"], n_classes, extent_m=max(extent, 5.0), size_px=400))}
-    if "rgb" in cam:
-        c = ep.frame(camera, _nearest(ep, camera, t), ["K", "extrinsics_w2c"])
+    out = {
+        "lidar (bird's-eye)": encode_image(
+            bev_image(pts, d["semantic"], n_classes, extent_m=max(extent, 5.0), size_px=400)
+        )
+    }
+    if "rgb" in cam and "K" in cam:
+        c = ep.frame(camera, _nearest(ep, camera, t), ["extrinsics_w2c"])
         pts_c = transform_points(c["extrinsics_w2c"] @ d["pose_w"], pts)
         colors = palette(max(n_classes, int(d["semantic"].max(initial=0)) + 1))
-        out["lidar on image"] = encode_image(draw_points(cam["rgb"], pts_c, c["K"], colors[d["semantic"]]))
+        out["lidar on image"] = encode_image(
+            draw_points(cam["rgb"], pts_c, cam["K"], colors[d["semantic"]], radius=2)
+        )
     return out
 
 
@@ -156,7 +201,11 @@ def gallery(
     the frame at its first event (else the middle frame) of the first camera (or ``camera``)."""
     chosen: dict[str, list[tuple[int, float | None]]] = {}
     with Dataset(path) as ds:
-        stuff = [bool(x) for x in ds.file["class_is_stuff"][()]] if "class_is_stuff" in ds.file else [False] * len(ds.classes)
+        stuff = (
+            [bool(x) for x in ds.file["class_is_stuff"][()]]
+            if "class_is_stuff" in ds.file
+            else [False] * len(ds.classes)
+        )
         for ep in ds:
             key = group_key(ep, ep.params)
             if key not in chosen and len(chosen) >= max_groups:

@@ -118,10 +118,10 @@ class ObjectStats:
             self.visibility.add(np.asarray(visibility)[in_view & thing[None, :]])
         if truncation is not None:
             self.truncation.add(np.asarray(truncation)[in_view & thing[None, :]])
-        for k in np.nonzero(per_frame == 0)[0]:
+        for empty in np.nonzero(per_frame == 0)[0]:
             self.nothing_visible += 1
             if where is not None and len(self.nothing_visible_examples) < NOTHING_VISIBLE_EXAMPLES:
-                self.nothing_visible_examples.append(where[int(k)])
+                self.nothing_visible_examples.append(where[int(empty)])
 
     def merge(self, other: ObjectStats) -> None:
         """Pool another camera's statistics (classes matched by name)."""

@@ -74,7 +74,7 @@ def histogram_png(
 
 def _trim(ax: Any, hists: list[Histogram]) -> None:
     """Zoom on the occupied bins (with a margin) so narrow distributions stay readable."""
-    counts = sum(h.counts for h in hists)
+    counts = np.sum([h.counts for h in hists], axis=0)
     nz = np.nonzero(counts)[0]
     if len(nz) == 0:
         return
@@ -97,8 +97,13 @@ def bars_png(
     x = np.arange(len(names))
     k = len(series)
     for i, vals in enumerate(series):
-        ax.bar(x + (i - (k - 1) / 2) * 0.8 / k, vals, 0.8 / k, color=COLORS[i % 2],
-               label=labels[i] if labels else None)
+        ax.bar(
+            x + (i - (k - 1) / 2) * 0.8 / k,
+            vals,
+            0.8 / k,
+            color=COLORS[i % 2],
+            label=labels[i] if labels else None,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=35, ha="right", fontsize=7)
     if log:
@@ -119,8 +124,9 @@ def coverage_png(param: dict[str, Any]) -> bytes:
     import matplotlib.pyplot as plt
 
     dims = param["dims"]
-    fig, axes = plt.subplots(len(dims), 1, figsize=(SIZE[0], 0.45 + 1.0 * len(dims)), dpi=DPI,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(dims), 1, figsize=(SIZE[0], 0.45 + 1.0 * len(dims)), dpi=DPI, squeeze=False
+    )
     for ax, d in zip(axes[:, 0], dims, strict=True):
         counts = np.asarray(d["histogram_u"], float)
         edges = np.linspace(0, 1, len(counts) + 1)
@@ -128,7 +134,7 @@ def coverage_png(param: dict[str, Any]) -> bytes:
         k = d["bins"]
         for j in range(k):  # shade coverage bins holding no sample
             a, b = j / k, (j + 1) / k
-            lo, hi = int(math.floor(a * len(counts))), int(math.ceil(b * len(counts)))
+            lo, hi = math.floor(a * len(counts)), math.ceil(b * len(counts))
             if counts[lo:hi].sum() == 0:
                 ax.axvspan(a, b, color="#c0392b", alpha=0.12, lw=0)
         g0, g1 = d["largest_gap_u"]
@@ -143,8 +149,9 @@ def coverage_png(param: dict[str, Any]) -> bytes:
         ax.set_ylabel(d["dim"], fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    axes[0, 0].set_title(f"{param['path']}: coverage {100 * (param['coverage'] or 0):.0f}%",
-                         fontsize=8)
+    axes[0, 0].set_title(
+        f"{param['path']}: coverage {100 * (param['coverage'] or 0):.0f}%", fontsize=8
+    )
     return _png(fig)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from simgen.errors import OutputError
 from simgen.quality import plots
 from simgen.quality.accum import Histogram
-from simgen.quality.card import dataset_card, card_markdown
+from simgen.quality.card import card_markdown, dataset_card
 from simgen.quality.checks import Thresholds, warnings
 
 CSS = """
@@ -126,7 +126,12 @@ def _num(v: float) -> str:
     return f"{v:.4g}"
 
 
-def _hist_plot(d: dict[str, Any] | None, title: str, ref: dict[str, Any] | None = None, labels: list[str] | None = None) -> str:
+def _hist_plot(
+    d: dict[str, Any] | None,
+    title: str,
+    ref: dict[str, Any] | None = None,
+    labels: list[str] | None = None,
+) -> str:
     if not d:
         return ""
     h = Histogram.from_json(d)
@@ -159,19 +164,27 @@ def _warnings_section(warns: list[dict[str, str]]) -> str:
     if not warns:
         return '<section id="warnings"><h2>Warnings</h2><p>No warnings.</p></section>'
     items = "".join(
-        f'<li class="{ "warn" if w["level"] == "warning" else "info"}"><span class="badge b-{esc(w["level"])}">'
-        f'{esc(w["level"])}</span> <b>{esc(w["topic"])}</b>: {esc(w["message"])}</li>'
+        f'<li class="{"warn" if w["level"] == "warning" else "info"}"><span class="badge b-{esc(w["level"])}">'
+        f"{esc(w['level'])}</span> <b>{esc(w['topic'])}</b>: {esc(w['message'])}</li>"
         for w in warns
     )
     n = sum(w["level"] == "warning" for w in warns)
-    return f'<section id="warnings"><h2>Warnings ({n})</h2><ul class="warnings">{items}</ul></section>'
+    return (
+        f'<section id="warnings"><h2>Warnings ({n})</h2><ul class="warnings">{items}</ul></section>'
+    )
 
 
 def _camera_section(name: str, c: dict[str, Any]) -> str:
     o = c["objects"]
     classes = [(k, v) for k, v in o["classes"].items()]
     rows = [
-        [k, "stuff" if v["stuff"] else ("-" if k == "background" else "thing"), v["instances"], v["frames"], 100 * v["pixel_coverage"]]
+        [
+            k,
+            "stuff" if v["stuff"] else ("-" if k == "background" else "thing"),
+            v["instances"],
+            v["frames"],
+            100 * v["pixel_coverage"],
+        ]
         for k, v in classes
     ]
     parts = [
@@ -185,8 +198,28 @@ def _camera_section(name: str, c: dict[str, Any]) -> str:
     ]
     things = [(k, v) for k, v in classes if k != "background" and not v["stuff"]]
     if things:
-        parts.append(img(plots.bars_png([k for k, _ in things], [[v["instances"] for _, v in things]], "instances per class", "instances"), "instances per class"))
-    parts.append(img(plots.bars_png([k for k, _ in classes], [[100 * v["pixel_coverage"] for _, v in classes]], "pixel coverage per class", "% of pixels"), "pixel coverage"))
+        parts.append(
+            img(
+                plots.bars_png(
+                    [k for k, _ in things],
+                    [[v["instances"] for _, v in things]],
+                    "instances per class",
+                    "instances",
+                ),
+                "instances per class",
+            )
+        )
+    parts.append(
+        img(
+            plots.bars_png(
+                [k for k, _ in classes],
+                [[100 * v["pixel_coverage"] for _, v in classes]],
+                "pixel coverage per class",
+                "% of pixels",
+            ),
+            "pixel coverage",
+        )
+    )
     for key, title in OBJECT_HISTS:
         parts.append(_hist_plot(o.get(key), title))
     parts.append(_hist_plot(c.get("depth_m"), "depth (m), labeled pixels"))
@@ -194,7 +227,17 @@ def _camera_section(name: str, c: dict[str, Any]) -> str:
         parts.append(_hist_plot(c["images"]["measures"].get(key), title))
     ch = c["images"]["channels"]
     if ch["red"]["count"]:
-        parts.append(img(plots.histogram_png([Histogram.from_json(ch[k]) for k in ("red", "green")], "pixel values: red, green", "value", ["red", "green"]), "channels"))
+        parts.append(
+            img(
+                plots.histogram_png(
+                    [Histogram.from_json(ch[k]) for k in ("red", "green")],
+                    "pixel values: red, green",
+                    "value",
+                    ["red", "green"],
+                ),
+                "channels",
+            )
+        )
     parts.append("</div></section>")
     return "".join(parts)
 
@@ -205,13 +248,19 @@ def _lidar_section(name: str, li: dict[str, Any]) -> str:
         f'<section id="lidar-{esc(name)}"><h2>LiDAR {esc(name)}</h2>',
         f'<p class="muted">{li["frames"]} sweeps</p><div class="grid">',
         _hist_plot(li["range_m"], "range (m), clean points"),
-        _hist_plot(li.get("noisy_range_m"), "range (m), noisy points"),
         _hist_plot(li["intensity"], "intensity"),
         _hist_plot(li["points_per_frame"], "points per sweep"),
         _hist_plot(li["return_rate"], "return rate (points / beams)"),
     ]
     if cp:
-        parts.append(img(plots.bars_png(list(cp), [list(cp.values())], "points per class", "points", log=True), "points per class"))
+        parts.append(
+            img(
+                plots.bars_png(
+                    list(cp), [list(cp.values())], "points per class", "points", log=True
+                ),
+                "points per class",
+            )
+        )
     parts.append("</div></section>")
     return "".join(parts)
 
@@ -240,14 +289,28 @@ def _parameters_section(stats: dict[str, Any]) -> str:
                 float("nan") if p.get("largest_gap") is None else p["largest_gap"],
             ]
         )
-    parts.append(_table(["parameter", "declared law", "samples", "episodes", "coverage %", "largest gap"], rows))
+    parts.append(
+        _table(
+            ["parameter", "declared law", "samples", "episodes", "coverage %", "largest gap"], rows
+        )
+    )
     parts.append('<div class="grid">')
     for p in params.values():
         if p.get("kind") == "continuous" and p["samples"]:
             parts.append(img(plots.coverage_png(p), f"coverage of {p['path']}"))
         elif p.get("kind") == "discrete" and p["samples"] and len(p["counts"]) <= 40:
             names = [str(c["value"])[-24:] for c in p["counts"]]
-            parts.append(img(plots.bars_png(names, [[c["count"] for c in p["counts"]]], f"{p['path']}: {p['values_hit']} of {p['values']} values drawn", "samples"), p["path"]))
+            parts.append(
+                img(
+                    plots.bars_png(
+                        names,
+                        [[c["count"] for c in p["counts"]]],
+                        f"{p['path']}: {p['values_hit']} of {p['values']} values drawn",
+                        "samples",
+                    ),
+                    p["path"],
+                )
+            )
     parts.append("</div>")
     wl = stats.get("parameters_without_law") or {}
     if wl:
@@ -266,29 +329,74 @@ def _scenarios_section(stats: dict[str, Any]) -> str:
     rows, ev_rows = [], []
     for name, s in sc.items():
         dr = s.get("declared_rate")
-        rows.append([name, float("nan") if dr is None else 100 * dr, s["episodes"], 100 * s["rate"]])
+        rows.append(
+            [name, float("nan") if dr is None else 100 * dr, s["episodes"], 100 * s["rate"]]
+        )
         for ev, e in s["events"].items():
             mean = e["start_time_s"].get("mean")
-            ev_rows.append([name, ev, ", ".join(e["actions"]), e["count"], e["episodes"], 100 * e["rate"], float("nan") if mean is None else mean])
+            ev_rows.append(
+                [
+                    name,
+                    ev,
+                    ", ".join(e["actions"]),
+                    e["count"],
+                    e["episodes"],
+                    100 * e["rate"],
+                    float("nan") if mean is None else mean,
+                ]
+            )
     parts.append(_table(["scenario", "declared %", "episodes", "observed %"], rows))
     if ev_rows:
         parts.append("<h3>Events</h3>")
-        parts.append(_table(["scenario", "event", "action", "fired", "episodes", "episodes %", "mean start s"], ev_rows))
+        parts.append(
+            _table(
+                ["scenario", "event", "action", "fired", "episodes", "episodes %", "mean start s"],
+                ev_rows,
+            )
+        )
     names = [r[0] for r in rows]
     parts.append('<div class="grid">')
-    parts.append(img(plots.bars_png(names, [[0 if r[1] != r[1] else r[1] for r in rows], [r[3] for r in rows]], "scenario frequency", "% of episodes", ["declared", "observed"]), "scenario frequency"))
+    parts.append(
+        img(
+            plots.bars_png(
+                names,
+                [[0 if r[1] != r[1] else r[1] for r in rows], [r[3] for r in rows]],
+                "scenario frequency",
+                "% of episodes",
+                ["declared", "observed"],
+            ),
+            "scenario frequency",
+        )
+    )
     parts.append("</div></section>")
     return "".join(parts)
 
 
 def _episodes_section(stats: dict[str, Any]) -> str:
-    parts = ['<section id="episodes"><h2>Episodes: sampling tries and failures</h2><div class="grid">']
-    parts.append(_hist_plot(stats.get("tries"), "samples drawn per episode ('require' rejections + 1)"))
+    parts = [
+        '<section id="episodes"><h2>Episodes: sampling tries and failures</h2><div class="grid">'
+    ]
+    parts.append(
+        _hist_plot(stats.get("tries"), "samples drawn per episode ('require' rejections + 1)")
+    )
     parts.append("</div>")
     f = stats.get("failures") or []
     if f:
         parts.append(f"<h3>Failed episodes ({len(f)})</h3>")
-        parts.append(_table(["episode", "seed", "attempts", "error"], [[x.get("index", "?"), str(x.get("seed", "?")), x.get("attempts", "?"), str(x.get("error", ""))] for x in f]))
+        parts.append(
+            _table(
+                ["episode", "seed", "attempts", "error"],
+                [
+                    [
+                        x.get("index", "?"),
+                        str(x.get("seed", "?")),
+                        x.get("attempts", "?"),
+                        str(x.get("error", "")),
+                    ]
+                    for x in f
+                ],
+            )
+        )
     else:
         parts.append("<p>No failed episodes recorded.</p>")
     parts.append("</section>")
@@ -301,12 +409,21 @@ def _gap_section(gap: dict[str, Any], a_set: dict[str, Any], b_set: dict[str, An
     parts = [
         '<section id="gap"><h2>Domain gap to the reference</h2>',
         f'<p class="muted">A: {esc(gap["a"]["name"])} ({gap["a"]["images"]} images, {gap["a"]["instances"]} instances) · '
-        f'B (reference): {esc(gap["b"]["name"])} ({gap["b"]["images"]} images, {gap["b"]["instances"]} instances)</p>',
+        f"B (reference): {esc(gap['b']['name'])} ({gap['b']['images']} images, {gap['b']['instances']} instances)</p>",
         "<h3>Summary (largest gaps first)</h3><ul>",
         "".join(f"<li>{esc(s)}</li>" for s in gap["summary"]),
         "</ul>",
     ]
-    rows = [[r["statistic"], r["metric"], r["distance"], float("nan") if r["w1"] is None else r["w1"], r["level"]] for r in gap["distances"]]
+    rows = [
+        [
+            r["statistic"],
+            r["metric"],
+            r["distance"],
+            float("nan") if r["w1"] is None else r["w1"],
+            r["level"],
+        ]
+        for r in gap["distances"]
+    ]
     parts.append(_table(["statistic", "metric", "distance", "W1 (share of span)", "gap"], rows))
     parts.append('<div class="grid">')
     for r in gap["distances"][:8]:
@@ -317,11 +434,24 @@ def _gap_section(gap: dict[str, Any], a_set: dict[str, Any], b_set: dict[str, An
             da, db = a_set["objects"].get(key), b_set["objects"].get(key)
         else:
             da, db = a_set["images"][where].get(key), b_set["images"][where].get(key)
-        parts.append(_hist_plot(da, f"{r['statistic']}: KS {r['ks']:.3f}", db, ["A (this)", "B (reference)"]))
+        parts.append(
+            _hist_plot(da, f"{r['statistic']}: KS {r['ks']:.3f}", db, ["A (this)", "B (reference)"])
+        )
     shares = gap.get("class_shares") or {}
     if shares:
         names = list(shares)
-        parts.append(img(plots.bars_png(names, [[100 * shares[n][0] for n in names], [100 * shares[n][1] for n in names]], "class frequencies", "% of instances", ["A (this)", "B (reference)"]), "class frequencies"))
+        parts.append(
+            img(
+                plots.bars_png(
+                    names,
+                    [[100 * shares[n][0] for n in names], [100 * shares[n][1] for n in names]],
+                    "class frequencies",
+                    "% of instances",
+                    ["A (this)", "B (reference)"],
+                ),
+                "class frequencies",
+            )
+        )
     parts.append("</div></section>")
     return "".join(parts)
 
@@ -333,10 +463,14 @@ def _gallery_section(groups: list[dict[str, Any]]) -> str:
     for g in groups:
         parts.append(f"<h3>{esc(g['group'])}</h3>")
         for s in g["samples"]:
-            parts.append(f'<div class="sample"><div class="muted">episode {s["episode"]}, {esc(s["camera"])} frame {s["frame"]} (t = {s["time"]:.2f} s)</div>')
+            parts.append(
+                f'<div class="sample"><div class="muted">episode {s["episode"]}, {esc(s["camera"])} frame {s["frame"]} (t = {s["time"]:.2f} s)</div>'
+            )
             for kind, uri in s["images"].items():
                 alt = f"episode {s['episode']} {kind}"
-                parts.append(f'<figure><img src="{uri}" alt="{esc(alt)}"><figcaption>{esc(kind)}</figcaption></figure>')
+                parts.append(
+                    f'<figure><img src="{uri}" alt="{esc(alt)}"><figcaption>{esc(kind)}</figcaption></figure>'
+                )
             parts.append("</div>")
     parts.append("</section>")
     return "".join(parts)
@@ -423,4 +557,10 @@ def write_report(
             card_path.write_text(card_markdown(dataset_card(stats, warns), title), encoding="utf-8")
     except OSError as e:
         raise OutputError(f"cannot write the report: {e}") from None
-    return ReportSummary(out, len(text.encode()), sum(w["level"] == "warning" for w in warns), time.perf_counter() - t0, card_path)
+    return ReportSummary(
+        out,
+        len(text.encode()),
+        sum(w["level"] == "warning" for w in warns),
+        time.perf_counter() - t0,
+        card_path,
+    )
