@@ -248,3 +248,38 @@ def test_the_reader_blocks_equal_frames(tiny) -> None:
         assert "nope" not in block and block["rgb"].shape == (2, H, W, 3)
         for k in range(2):
             assert np.array_equal(block["instance"][k], ep.frame("cam", k)["instance"])
+
+
+def test_report_of_the_tiny_dataset_is_self_contained(tiny, tmp_path) -> None:
+    """Without a browser: every image of the page is a data URI that decodes, nothing is
+    fetched, and the report handles a camera-only dataset with an empty frame."""
+    import base64
+    from html.parser import HTMLParser
+
+    import cv2
+
+    from simgen.quality.report import write_report
+
+    summary = write_report(tiny, tmp_path / "r.html", card=tmp_path / "card.md", per_group=4)
+    text = summary.path.read_text()
+    srcs: list[str] = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "img":
+                srcs.append(a["src"])
+            for key in ("src", "href"):
+                v = a.get(key)
+                assert v is None or v.startswith(("data:", "#")), (tag, v)
+
+    Images().feed(text)
+    assert len(srcs) > 15
+    for s in srcs:
+        head, data = s.split(",", 1)
+        assert head in ("data:image/png;base64", "data:image/jpeg;base64")
+        img = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.size > 0
+    assert "frames with no thing visible: 1" in text and 'id="lidar-' not in text
+    assert "scenarios: s" in text and "scenarios: none" in text  # gallery groups
+    assert summary.warnings >= 2 and "# Dataset card: tiny" in (tmp_path / "card.md").read_text()

@@ -50,10 +50,12 @@ class CameraStats:
         self.objects = ObjectStats(classes, stuff)
         self.depth = depth_histogram()
         self.resolutions: set[tuple[int, int]] = set()
+        self.frames = 0
 
     def add_block(
         self, b: dict[str, np.ndarray], object_class: np.ndarray, where: list[dict[str, Any]]
     ) -> None:
+        self.frames += _length(b)
         if "rgb" in b:
             self.images.add_images(b["rgb"])
         if "depth_m" in b:
@@ -92,7 +94,7 @@ class CameraStats:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "frames": max(self.images.frames, self.objects.frames),
+            "frames": self.frames,
             "resolutions": sorted([list(r) for r in self.resolutions]),
             "images": self.images.to_json(),
             "objects": self.objects.to_json(),

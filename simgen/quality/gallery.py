@@ -88,7 +88,7 @@ def boxes_overlay(
             continue
         c = tuple(int(x) for x in colors[iid])
         cv2.rectangle(out, (u0, v0), (u1 - 1, v1 - 1), c, scale)
-        cv2.putText(out, name, (u0, max(v0 - 2, 8)), cv2.FONT_HERSHEY_PLAIN, 0.7 * scale, c, 1)
+        cv2.putText(out, name, (u0, max(v0 - 2, 9)), cv2.FONT_HERSHEY_PLAIN, 0.9 * scale, c, 1)
     return out
 
 
@@ -206,8 +206,10 @@ def gallery(
             if "class_is_stuff" in ds.file
             else [False] * len(ds.classes)
         )
+        # the resolved parameters (a JSON parse per episode) only matter for weather
+        weather = "weather" in json.loads(ds.attrs.get("scene_json") or "{}")
         for ep in ds:
-            key = group_key(ep, ep.params)
+            key = group_key(ep, ep.params if weather else {})
             if key not in chosen and len(chosen) >= max_groups:
                 continue
             picks = chosen.setdefault(key, [])
