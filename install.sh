@@ -2,7 +2,7 @@
 # Install simgen into ./.venv on Debian/Ubuntu (Python 3.10+).
 #
 #   ./install.sh          simgen and its dependencies
-#   ./install.sh --test   ... plus what the test suite needs
+#   ./install.sh --test   ... plus what the test suite needs (and Chromium for the report test)
 #
 # System libraries (Mesa's headless OpenGL: EGL, or OSMesa) are installed with apt-get when
 # running as root or with sudo; otherwise the script stops and prints the exact command.
@@ -63,6 +63,20 @@ if [ ${#PKGS[@]} -gt 0 ]; then
   $SUDO apt-get install -y -q "${PKGS[@]}" >/dev/null 2>&1 || \
     { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${PKGS[@]}" >/dev/null; } || \
     die "apt-get could not install: ${PKGS[*]}"
+fi
+
+# --- a browser for the HTML report's test (--test only; the test skips without one) ----------
+if [ -n "$EXTRAS" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then BSUDO=""; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then BSUDO="sudo"; else BSUDO="none"; fi
+  if [ "$BSUDO" != none ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium (tests open the HTML report in it)"
+    export DEBIAN_FRONTEND=noninteractive
+    $BSUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+      { $BSUDO apt-get update -q >/dev/null && $BSUDO apt-get install -y -q chromium >/dev/null 2>&1; } || \
+      say "could not install chromium: the report's browser test will be skipped"
+  else
+    say "no chromium: install it (sudo apt-get install chromium) to run the report's browser test"
+  fi
 fi
 
 # --- virtual environment --------------------------------------------------------------------

@@ -319,6 +319,152 @@ def params(
         out.print(t)
 
 
+@app.command()
+@user_errors
+def stats(
+    dataset: Path = typer.Argument(..., help="dataset file or directory"),
+    output: Path = typer.Option(None, "--output", "-o", help="write the statistics as JSON"),
+) -> None:
+    """Dataset statistics in one streaming pass: classes, boxes, visibility, depth, LiDAR ranges,
+    image appearance, coverage of every randomized parameter, scenario and event frequencies,
+    failed episodes (docs/quality.md)."""
+    from simgen.quality.checks import warnings
+    from simgen.quality.engine import compute_stats, save_stats
+
+    result = _with_progress("statistics", lambda cb: compute_stats(dataset, progress=cb))
+    if output is not None:
+        save_stats(result, output)
+        out.print(f"wrote {output}")
+    _print_stats(result, warnings(result))
+
+
+def _with_progress(what: str, fn: Callable[[Callable[[int, int], None]], Any]) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(f"[bold]{what}[/]"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(what, total=None)
+        return fn(lambda done, total: progress.update(task, completed=done, total=total))
+
+
+def _print_stats(s: dict[str, Any], warns: list[dict[str, str]]) -> None:
+    out.print(
+        f"[bold]{s['dataset']['path']}[/]: {s['episodes']} episodes, {s['frames']['total']} frames "
+        f"({s['seconds']:.1f} s, {s['frames_per_second']:.0f} frames/s)"
+    )
+    for cam, c in s["cameras"].items():
+        t = Table(title=f"camera {cam}: {c['frames']} frames")
+        for col in ("class", "instances", "frames visible", "pixel coverage"):
+            t.add_column(col, justify="left" if col == "class" else "right")
+        for name, k in c["objects"]["classes"].items():
+            kind = " (stuff)" if k["stuff"] else ""
+            t.add_row(
+                _escape(name + kind),
+                str(k["instances"]),
+                str(k["frames"]),
+                f"{100 * k['pixel_coverage']:.2f}%",
+            )
+        out.print(t)
+    if s["parameters"]:
+        t = Table(title="randomized parameters")
+        for col in ("parameter", "declared", "samples", "coverage", "largest gap"):
+            right = col in ("samples", "coverage", "largest gap")
+            t.add_column(col, justify="right" if right else "left", overflow="fold")
+        for path, p in s["parameters"].items():
+            cov = "-" if p["coverage"] is None else f"{100 * p['coverage']:.0f}%"
+            gap = "-" if p.get("largest_gap") is None else f"{p['largest_gap']:.2f}"
+            t.add_row(_escape(path), _escape(p["declared"]), str(p["samples"]), cov, gap)
+        out.print(t)
+    for w in warns:
+        color = "yellow" if w["level"] == "warning" else "cyan"
+        out.print(f"[{color}]{w['level']}[/] {w['topic']}: {_escape(w['message'])}")
+
+
+@app.command()
+@user_errors
+def report(
+    dataset: Path = typer.Argument(..., help="dataset file or directory"),
+    output: Path = typer.Option(..., "--output", "-o", help="the HTML file to write"),
+    reference: Path = typer.Option(
+        None, "--reference", help="a dataset to compare with: simgen, or COCO (folder or JSON)"
+    ),
+    stats_file: Path = typer.Option(
+        None, "--stats", help="reuse statistics written by 'simgen stats -o' (no second pass)"
+    ),
+    card: Path = typer.Option(None, "--card", help="also write the dataset card as Markdown"),
+    samples: int = typer.Option(2, "--samples", min=1, help="gallery samples per group"),
+    min_instances: int = typer.Option(
+        50, "--min-instances", min=0, help="warn about classes with fewer instances"
+    ),
+) -> None:
+    """One self-contained HTML report: dataset card, warnings, plots of every statistic,
+    parameter coverage, scenarios, the domain gap to --reference, and a sample gallery."""
+    from simgen.quality.checks import Thresholds
+    from simgen.quality.engine import compute_stats, load_stats
+    from simgen.quality.report import write_report
+
+    if stats_file is not None:
+        s = load_stats(stats_file)
+    else:
+        s = _with_progress("statistics", lambda cb: compute_stats(dataset, progress=cb))
+    summary = write_report(
+        dataset,
+        output,
+        stats=s,
+        reference=reference,
+        thresholds=Thresholds(min_instances=min_instances),
+        card=card,
+        per_group=samples,
+    )
+    out.print(
+        f"wrote [bold]{summary.path}[/] ({summary.bytes / 1e6:.1f} MB, {summary.warnings} "
+        f"warnings) in {summary.seconds:.1f} s"
+    )
+    if summary.card is not None:
+        out.print(f"wrote {summary.card}")
+
+
+@app.command()
+@user_errors
+def compare(
+    a: Path = typer.Argument(..., help="dataset A: simgen, or COCO (folder or annotations JSON)"),
+    b: Path = typer.Argument(..., help="dataset B, e.g. real data in COCO format"),
+    sensor: list[str] = typer.Option(
+        [], "--sensor", help="cameras of a simgen dataset to use (repeatable; default: all)"
+    ),
+    output: Path = typer.Option(None, "--output", "-o", help="write the comparison as JSON"),
+) -> None:
+    """Compare two datasets: class frequencies, box size/aspect/position, color, brightness,
+    sharpness and edge density; distances (KS, W1, TV) and the largest domain gaps first."""
+    from simgen.quality.compare import compare as run_compare
+
+    result = run_compare(a, b, sensor or None)
+    if output is not None:
+        from simgen.quality.engine import save_stats
+
+        save_stats(result, output)
+        out.print(f"wrote {output}")
+    ra, rb = result["a"], result["b"]
+    out.print(f"A: {ra['name']} ({ra['kind']}, {ra['images']} images, {ra['instances']} instances)")
+    out.print(f"B: {rb['name']} ({rb['kind']}, {rb['images']} images, {rb['instances']} instances)")
+    t = Table(title="distances (largest first)")
+    for col in ("statistic", "metric", "distance", "W1", "gap"):
+        t.add_column(col, justify="left" if col in ("statistic", "metric", "gap") else "right")
+    for r in result["distances"]:
+        w1 = "-" if r["w1"] is None else f"{r['w1']:.3f}"
+        t.add_row(r["statistic"], r["metric"], f"{r['distance']:.3f}", w1, r["level"])
+    out.print(t)
+    out.print("[bold]domain gap[/]:")
+    for line in result["summary"]:
+        out.print(f"  {_escape(line)}")
+
+
 def main() -> None:
     app()
 

@@ -177,6 +177,35 @@ class Episode:
                 out[key] = ds[()]
         return out
 
+    def frame_block(
+        self, sensor: str, start: int, stop: int, fields: list[str]
+    ) -> dict[str, np.ndarray]:
+        """Frames ``[start, stop)`` of ``sensor`` in one read per field: per-frame fields with a
+        leading frame axis, constant fields as stored, ragged fields as their rows of those
+        frames concatenated plus ``<name>_offsets`` (stop - start + 1, starting at 0). Fields the
+        sensor lacks are left out. For streaming whole datasets (``simgen stats``)."""
+        sg = self._sensor(sensor)
+        n = self.num_frames(sensor)
+        if not 0 <= start <= stop <= n:
+            raise DatasetError(
+                f"sensor {sensor!r} has frames [0, {n}); asked for [{start}, {stop})"
+            )
+        out: dict[str, np.ndarray] = {}
+        for key in fields:
+            if key not in sg:
+                continue
+            ds = sg[key]
+            layout = _attr(ds.attrs.get("layout", "per_frame"))
+            if layout == "ragged":
+                off = sg[f"{key}_offsets"][start : stop + 1].astype(np.int64)
+                out[key] = ds[int(off[0]) : int(off[-1])]
+                out[f"{key}_offsets"] = off - off[0]
+            elif layout == "per_frame":
+                out[key] = ds[start:stop]
+            else:
+                out[key] = ds[()]
+        return out
+
     def state(self) -> dict[str, np.ndarray]:
         return {k: v[()] for k, v in self.g["state"].items()}
 

@@ -58,6 +58,12 @@ class Scene(Strict_):
     name: str | None = None
     description: str | None = None
     license: str | None = None
+    intended_use: str | None = Field(
+        default=None, description="what the data is for (shown in the dataset card)"
+    )
+    limitations: str | None = Field(
+        default=None, description="known limitations of the data (shown in the dataset card)"
+    )
     classes: list[ClassName] | None = Field(
         default=None,
         description="fixed class table order (ids 1..N); default: order of first appearance",
