@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from simgen.effects.state import weather_state
 from simgen.random.sample import EpisodeParams, sample_episode
 from simgen.run.capture import CaptureContext, capture, capture_part, capture_plan
 from simgen.run.records import EpisodeHeader, ObjectInfo, Record, SensorFrame, StateRecord
@@ -116,6 +117,7 @@ class Simulator:
                 params=params,
                 raycaster_factory=self.raycaster,
                 hulls=self._hulls,
+                weather=weather_state(scene),
             )
 
             def take_parts() -> None:

@@ -240,21 +240,25 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
     t, part, cos, sector_poses = _assemble(setup, parts)
     end_pose = lidar_pose_w(spec, ctx.world, setup)
 
-    sel = np.flatnonzero((part >= 0) & (t >= model.min_range))  # returns, firing order
-    r, hit_part, cos_sel = t[sel], part[sel], cos[sel]
-    inten = intensity(
-        geo.part_reflectivity[hit_part], cos_sel, r, model.attenuation, model.reference_range
-    )
-    ok = inten >= model.threshold
-    sel, r, hit_part, cos_sel, inten = sel[ok], r[ok], hit_part[ok], cos_sel[ok], inten[ok]
-    inst = geo.part_instance[hit_part]
-    sem = ctx.semantic_lut[inst]
-    col = sel // c
-    ring = sel - col * c
-    pts = np.take(setup.dirs_s, sel, axis=0) * r[:, None]
     frame = parts[0].frame if parts else 0
     if ctx.params is None:
         raise RuntimeError("LiDAR noise needs the episode's parameters (CaptureContext.params)")
+    weather = ctx.weather
+    if weather is not None and lidar_weather_active(weather):
+        sel, r, inten, inst, sem, cos_sel = weather_returns(spec, ctx, geo, model, t, part, cos, frame)
+    else:
+        sel = np.flatnonzero((part >= 0) & (t >= model.min_range))  # returns, firing order
+        r, hit_part, cos_sel = t[sel], part[sel], cos[sel]
+        inten = intensity(
+            geo.part_reflectivity[hit_part], cos_sel, r, model.attenuation, model.reference_range
+        )
+        ok = inten >= model.threshold
+        sel, r, hit_part, cos_sel, inten = sel[ok], r[ok], hit_part[ok], cos_sel[ok], inten[ok]
+        inst = geo.part_instance[hit_part]
+        sem = ctx.semantic_lut[inst]
+    col = sel // c
+    ring = sel - col * c
+    pts = np.take(setup.dirs_s, sel, axis=0) * r[:, None]
     rngs = {k: ctx.params.rng("lidar", spec.name, frame, k) for k in ("dropout", "weak", "range")}
     noisy = apply_noise(model, r, inten, rngs)
     keep = np.flatnonzero(noisy.keep)
@@ -267,13 +271,15 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
     inten_img[sel] = inten
     inst_img = np.zeros(n_rays, np.uint16)
     inst_img[sel] = inst
+    sem_img = np.zeros(n_rays, np.uint16)
+    sem_img[sel] = sem
     noisy_img = np.zeros(n_rays, np.float32)
     noisy_img[sel[keep]] = r_noisy
     arrays = {
         "range_image": _image(range_img, c),
         "intensity_image": _image(inten_img, c),
         "instance_image": _image(inst_img, c),
-        "semantic_image": ctx.semantic_lut[_image(inst_img, c)],
+        "semantic_image": _image(sem_img, c),
         "range_image_noisy": _image(noisy_img, c),
         "sector_poses_w": sector_poses,
         "sweep_start_time": np.float64((ctx.world.step_index - timing.end_step) * timing.timestep),
@@ -301,4 +307,107 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
         "noisy_points_s": np.take(pts, keep, axis=0) * (r_noisy / r[keep])[:, None],
         "noisy_range_m": r_noisy,
     }
+    if ctx.params.scene.weather is not None:
+        arrays.update(weather_arrays(weather))
     return end_pose, arrays, static, ragged
+
+
+def lidar_weather_active(weather: Any) -> bool:
+    return bool(weather.extinction_per_m > 0 or weather.has_particles or weather.wet_ground > 0)
+
+
+def _ground_parts(ctx: CaptureContext, weather: Any) -> np.ndarray:
+    """(P,) bool: visual parts of the objects that get wet."""
+    from simgen.effects.wet import is_ground
+
+    key = ("lidar_ground", weather.ground_classes)
+    if key not in ctx.cache:
+        objects = ctx.world.scene.objects
+        ctx.cache[key] = np.array(
+            [
+                is_ground(objects[p.instance_id - 1].kind, objects[p.instance_id - 1].class_name,
+                          weather.ground_classes)
+                for p in ctx.world.visual_parts
+            ],
+            bool,
+        )  # fmt: skip
+    out: np.ndarray = ctx.cache[key]
+    return out
+
+
+def weather_returns(
+    spec: LidarSensor,
+    ctx: CaptureContext,
+    geo: EpisodeGeometry,
+    model: LidarModel,
+    t: np.ndarray,
+    part: np.ndarray,
+    cos: np.ndarray,
+    frame: int,
+) -> tuple[np.ndarray, ...]:
+    """(ray index, range, intensity, instance, semantic, cos_incidence) of every return under
+    the current weather (simgen.effects.lidar_weather; docs/weather.md). Weather returns have
+    instance 0, class 'weather' and cos_incidence 1."""
+    from simgen.effects.lidar_weather import (
+        BACKSCATTER_PER_EXTINCTION,
+        BeamOptics,
+        sample_particle_returns,
+        strongest_returns,
+    )
+    from simgen.effects.wet import wet_albedo
+    from simgen.scene.schema import WEATHER_CLASS
+
+    ws = ctx.weather
+    refl = geo.part_reflectivity.astype(np.float64)
+    if ws.wet_ground > 0:
+        refl = np.where(_ground_parts(ctx, ws), wet_albedo(refl, ws.wet_ground), refl)
+    alpha = model.attenuation + ws.extinction_per_m
+    hit = part >= 0
+    hard_range = np.where(hit, t, np.inf)
+    hard_i = np.zeros(t.shape[0])
+    hard_i[hit] = intensity(refl[part[hit]], cos[hit], t[hit], alpha, model.reference_range)
+    optics = BeamOptics(value(spec.beam_divergence_mrad) * 1e-3, value(spec.beam_diameter_m))
+    common = {
+        "alpha": alpha,
+        "r_ref": model.reference_range,
+        "threshold": model.threshold,
+        "r_min": model.min_range,
+        "r_max": model.max_range,
+    }
+    particles = [
+        sample_particle_returns(
+            dsd, hard_range, optics, rng=ctx.params.rng("weather", spec.name, frame, dsd.kind),
+            **common,
+        )  # fmt: skip
+        for dsd in (ws.rain, ws.snow)
+        if not dsd.empty
+    ]
+    chosen = strongest_returns(
+        hard_range,
+        hard_i,
+        fog_beta=BACKSCATTER_PER_EXTINCTION * ws.fog_extinction_per_m,
+        particles=particles,
+        rng=ctx.params.rng("weather", spec.name, frame, "fog"),
+        **common,
+    )
+    sel = np.flatnonzero(chosen.range_m > 0)
+    is_weather = chosen.is_weather[sel]
+    inst = np.where(is_weather, 0, geo.part_instance[np.maximum(part[sel], 0)]).astype(np.uint16)
+    weather_id = ctx.params.scene.class_table().index(WEATHER_CLASS)
+    sem = np.where(is_weather, weather_id, ctx.semantic_lut[inst]).astype(ctx.semantic_lut.dtype)
+    cos_sel = np.where(is_weather, np.float32(1.0), cos[sel]).astype(np.float32)
+    r = chosen.range_m[sel].astype(np.float32)
+    inten = np.minimum(chosen.intensity[sel], 1.0).astype(np.float32)
+    return sel, r, inten, inst, sem, cos_sel
+
+
+def weather_arrays(weather: Any) -> dict[str, np.ndarray]:
+    """Per-frame weather values stored with every sensor frame of a scene with weather."""
+    from simgen.effects.state import CLEAR
+
+    w = weather if weather is not None else CLEAR
+    return {
+        "fog_extinction_per_m": np.float32(w.fog_extinction_per_m),
+        "rain_mm_h": np.float32(w.rain_mm_h),
+        "snow_mm_h": np.float32(w.snow_mm_h),
+    }
