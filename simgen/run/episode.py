@@ -7,13 +7,13 @@ cache across episodes; every episode gets a fresh physics client that is closed 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simgen.effects.state import weather_state
+from simgen.effects.state import WeatherState, weather_state
 from simgen.random.sample import EpisodeParams, sample_episode
 from simgen.run.capture import CaptureContext, capture, capture_part, capture_plan
 from simgen.run.records import EpisodeHeader, ObjectInfo, Record, SensorFrame, StateRecord
@@ -22,6 +22,10 @@ from simgen.scene.types import vec
 from simgen.sim.assets import AssetResolver
 from simgen.sim.visuals import MeshLibrary
 from simgen.sim.world import PhysicsWorld
+
+
+#: ``(time, current weather) -> weather`` called at every tick (Simulator.run's ``weather``).
+WeatherHook = Callable[[float, WeatherState], WeatherState]
 
 
 class Simulator:
@@ -74,11 +78,14 @@ class Simulator:
         """Sample episode ``index`` of ``scene`` with base seed ``seed`` and run it."""
         return self.run(sample_episode(scene, seed, index))
 
-    def run(self, params: EpisodeParams) -> Iterator[Record]:
+    def run(self, params: EpisodeParams, *, weather: WeatherHook | None = None) -> Iterator[Record]:
         """Run one resolved episode. Yields an :class:`EpisodeHeader`, then per tick a
         :class:`StateRecord` followed by that tick's :class:`SensorFrame` s. A camera with
         the ``flow`` label yields each frame one capture late (forward flow needs the next
-        frame); each sensor's frames stay in order."""
+        frame); each sensor's frames stay in order.
+
+        ``weather(time, state)``, when given, returns the weather for each tick (e.g. a fog
+        bank rolling in; docs/weather.md): every sensor frame finished at that tick reads it."""
         scene = params.scene
         assets = AssetResolver.for_scene(scene.base_dir, self.asset_roots)
         t0 = time.perf_counter()
@@ -160,6 +167,8 @@ class Simulator:
                 take_parts()
                 yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
                 ctx.poses_synced = False
+                if weather is not None:
+                    ctx.weather = weather(world.time, ctx.weather)
                 for spec in scene.sensors:
                     frame = frame_at[spec.name].get(step)
                     if frame is None:
