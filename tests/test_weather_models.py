@@ -287,8 +287,31 @@ def test_fog_decides_between_target_and_backscatter_by_the_strongest_return() ->
     assert out.is_weather[2] and out.intensity[2] == pytest.approx(fog_i[2])
 
 
+def _brute_force_strongest(dsd, s, n_beams, optics, kw, rng):
+    """Every particle of every beam sampled (sizes at the bin centers, as the sampler's bins),
+    then the strongest return of each beam: the reference for the order-statistics sampler."""
+    from simgen.effects.lidar_weather import PARTICLE_REFLECTANCE, particle_intensity
+
+    edges, density = dsd.bins()
+    size_m = dsd.geometric_diameter(np.sqrt(edges[1:] * edges[:-1])) * 1e-3
+    r0 = max(kw["r_min"], 1.0)
+    v = float(optics.area_integral(s) - optics.area_integral(r0))
+    best = np.zeros(n_beams)
+    for b in range(len(density)):
+        counts = rng.poisson(density[b] * v, n_beams)
+        beam = np.repeat(np.arange(n_beams), counts)
+        a0 = float(optics.area_integral(r0))
+        r = optics.inverse_area_integral(a0 + rng.random(beam.size) * v)
+        x = particle_intensity(
+            PARTICLE_REFLECTANCE[dsd.kind], size_m[b], r, optics, kw["alpha"], kw["r_ref"]
+        )
+        np.maximum.at(best, beam, x)
+    best[best < kw["threshold"]] = 0.0
+    return best
+
+
 @pytest.mark.parametrize("kind", ["rain", "snow"])
-def test_lidar_particle_counts_follow_the_size_distribution(kind) -> None:
+def test_lidar_particle_returns_follow_the_size_distribution(kind) -> None:
     optics = BeamOptics(3e-3, 0.01)
     n = 20000
     end = np.full(n, 12.0)
@@ -297,12 +320,15 @@ def test_lidar_particle_counts_follow_the_size_distribution(kind) -> None:
     for rate in (2.0, 16.0):
         dsd = getattr(SizeDistribution, kind)(rate)
         p = sample_particle_returns(dsd, end, optics, rng=np.random.default_rng(9), **kw)
-        # every particle is detectable: mean = number density x beam volume up to the target
+        # every particle is detectable: mean count = number density x beam volume to the target
         volume = float(optics.area_integral(12.0) - optics.area_integral(1.0))
-        expected = dsd.number_density() * volume * n
-        assert p.expected == pytest.approx(expected, rel=1e-6)
-        assert abs(p.count - expected) < 4 * math.sqrt(expected)
-        assert np.all(p.range_m[p.intensity > 0] <= 12.0) and np.all(p.range_m[p.intensity > 0] >= 1.0)
+        per_beam = dsd.number_density() * volume
+        assert p.expected == pytest.approx(per_beam * n, rel=1e-6)
+        # a beam has a particle return when it holds at least one particle
+        hit = 1.0 - math.exp(-per_beam)
+        assert abs(p.count / n - hit) < 4 * math.sqrt(hit * (1 - hit) / n) + 1e-9
+        seen = p.intensity > 0
+        assert np.all((p.range_m[seen] <= 12.0) & (p.range_m[seen] >= 1.0))
         results[rate] = p
     again = sample_particle_returns(
         getattr(SizeDistribution, kind)(16.0), end, optics, rng=np.random.default_rng(9), **kw
@@ -310,8 +336,24 @@ def test_lidar_particle_counts_follow_the_size_distribution(kind) -> None:
     assert np.array_equal(again.range_m, results[16.0].range_m)
 
 
+@pytest.mark.parametrize("kind", ["rain", "snow"])
+def test_strongest_particle_return_matches_sampling_every_particle(kind) -> None:
+    optics = BeamOptics(3e-3, 0.01)
+    dsd = getattr(SizeDistribution, kind)(10.0)
+    kw = {"alpha": 0.004, "r_ref": 10.0, "threshold": 3e-3, "r_min": 0.9, "r_max": 100.0}
+    for s in (4.0, 30.0):
+        n = 6000
+        fast = sample_particle_returns(
+            dsd, np.full(n, s), optics, rng=np.random.default_rng(1), **kw
+        ).intensity
+        slow = _brute_force_strongest(dsd, s, n, optics, kw, np.random.default_rng(2))
+        p_fast, p_slow = np.mean(fast > 0), np.mean(slow > 0)
+        assert abs(p_fast - p_slow) < 4 * math.sqrt(p_slow * (1 - p_slow) * 2 / n) + 1e-3
+        assert stats.ks_2samp(fast[fast > 0], slow[slow > 0]).pvalue > 1e-3
+
+
 def test_particles_and_fog_returns_replace_weak_targets_only() -> None:
-    parts = ParticleReturns(np.array([0.01, 0.0]), np.array([2.0, 0.0]), np.zeros(2), 1, 1.0)
+    parts = ParticleReturns(np.array([0.01, 0.0]), np.array([2.0, 0.0]), 1, 1.0)
     out = strongest_returns(
         np.array([30.0, 30.0]),
         np.array([0.005, 0.005]),

@@ -24,11 +24,10 @@ equation (``beta_0 = rho / pi``, the target's differential reflectivity).
 * **Rain and snow** (after Hahner et al., "LiDAR Snowfall Simulation for Robust 3D Object
   Detection", CVPR 2022): particles of the size distribution lie along each beam, whose
   diameter grows as ``d0 + theta r`` (exit diameter, full divergence). A particle of
-  cross-section ``sigma = pi D^2 / 4`` at range r intercepts ``f = min(1, sigma / A(r))`` of
-  the beam and returns ``rho_p f (R_ref / r)^2 exp(-2 alpha r)``; the hard target keeps
-  ``1 - sum f`` of its power. Only particles that could be detected (return above the
-  threshold) are sampled: per beam their number is Poisson with mean
-  ``int N(D) int A(r) dr dD`` over the detectable (D, r) region. ``rho_p``: snow 0.9 (fresh
+  cross-section ``sigma = pi D^2 / 4`` at range r intercepts ``min(1, sigma / A(r))`` of the
+  beam and returns ``rho_p min(1, sigma / A(r)) (R_ref / r)^2 exp(-2 alpha r)``. Per beam, the
+  particles form a Poisson process, so the strongest particle return has a closed-form
+  distribution (:func:`sample_particle_returns` draws it directly). ``rho_p``: snow 0.9 (fresh
   snow's reflectance in the near infrared, Warren 1982); a rain drop backscatters like a
   Lambertian disc of 0.097 (the same backscatter-to-extinction ratio as Hahner's fog droplets,
   ``beta / alpha = 0.046 / ln 20`` sr^-1, times the extinction efficiency 2, times pi).
@@ -119,44 +118,86 @@ class BeamOptics:
 
 @dataclass(frozen=True)
 class ParticleReturns:
-    """The strongest particle return of each beam and the beam share particles block."""
+    """The strongest particle return of each beam."""
 
     intensity: np.ndarray  # (n,) 0 where none
     range_m: np.ndarray  # (n,)
-    blocked: np.ndarray  # (n,) share of the beam intercepted in front of the target, <= 1
-    count: int  # particles sampled
-    expected: float
+    count: int  # beams with a detectable particle
+    expected: float  # expected number of detectable particles, all beams
 
 
-def crossover(r: np.ndarray) -> np.ndarray:
-    """Overlap of transmitter and receiver: 0 below R1, 1 beyond R2, linear between."""
-    return np.clip((np.asarray(r) - CROSSOVER_R1_M) / (CROSSOVER_R2_M - CROSSOVER_R1_M), 0, 1)
+#: Intensity levels and end ranges of the tables of the particle sampler.
+_LEVELS = 96
+_ENDS = 192
 
 
 def particle_intensity(
     rho: float, d_m: np.ndarray, r: np.ndarray, optics: BeamOptics, alpha: float, r_ref: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(intensity, intercepted share) of particles of diameter ``d_m`` at ranges ``r``."""
-    share = np.minimum(1.0, np.pi / 4.0 * d_m * d_m / optics.area(r))
-    seen = rho * share * crossover(r) * (r_ref / r) ** 2 * np.exp(-2.0 * alpha * r)
-    return seen, share
-
-
-def _detectable_range(
-    rho: float, d_m: np.ndarray, optics: BeamOptics, alpha: float, r_ref: float, thr: float, r_max: float
 ) -> np.ndarray:
-    """Largest range at which particles of diameter ``d_m`` return at least ``thr`` (beyond the
-    crossover the return falls with range; bisection in log range). ``CROSSOVER_R2_M`` where
-    none is detectable."""
-    lo = np.full(d_m.shape, CROSSOVER_R2_M)
-    hi = np.full(d_m.shape, max(r_max, CROSSOVER_R2_M))
-    for _ in range(50):
+    """Return of particles of geometric diameter ``d_m`` at ranges ``r`` (beyond the
+    crossover): ``rho * min(1, sigma / A(r)) * (R_ref / r)^2 * exp(-2 alpha r)``."""
+    share = np.minimum(1.0, np.pi / 4.0 * d_m * d_m / optics.area(r))
+    return rho * share * (r_ref / r) ** 2 * np.exp(-2.0 * alpha * r)
+
+
+def _reach(
+    rho: float, d_m: np.ndarray, levels: np.ndarray, optics: BeamOptics, alpha: float,
+    r_ref: float, r0: float, r_max: float,
+) -> np.ndarray:  # fmt: skip
+    """(levels, bins): the largest range in [r0, r_max] at which a particle of each size still
+    returns each intensity level (r0 where it never does). The return falls with range."""
+    lo = np.full((len(levels), len(d_m)), r0)
+    hi = np.full_like(lo, r_max)
+    x = levels[:, None]
+    for _ in range(40):
         mid = np.sqrt(lo * hi)
-        ok = particle_intensity(rho, d_m, mid, optics, alpha, r_ref)[0] >= thr
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
-    ok_max = particle_intensity(rho, d_m, np.full(d_m.shape, r_max), optics, alpha, r_ref)[0]
-    return np.where(ok_max >= thr, r_max, lo)
+        ok = particle_intensity(rho, d_m[None, :], mid, optics, alpha, r_ref) >= x
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    at_max = particle_intensity(rho, d_m, np.full(d_m.shape, r_max), optics, alpha, r_ref)
+    return np.where(at_max[None, :] >= x, r_max, lo)
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """What the particle sampler needs for one sensor and weather (cached across sweeps)."""
+
+    density: np.ndarray  # (B,) particles per m^3 in each size bin
+    levels: np.ndarray  # (X,) intensity levels, threshold .. top
+    reach: np.ndarray  # (X, B) largest range at which each size returns each level
+    ends: np.ndarray  # (S,) beam end ranges
+    table: np.ndarray  # (S, X) L(x; s)
+    bands: np.ndarray  # (S * X * B,) per (s, x) row: row index + cumulative share of each bin
+    i0: float  # beam volume up to r0
+
+
+@lru_cache(maxsize=16)
+def _tables(
+    dsd: SizeDistribution, optics: BeamOptics, alpha: float, r_ref: float, threshold: float,
+    r_min: float, r_max: float,
+) -> _Tables | None:  # fmt: skip
+    rho = PARTICLE_REFLECTANCE[dsd.kind]
+    edges, density = dsd.bins()
+    size_m = dsd.geometric_diameter(np.sqrt(edges[1:] * edges[:-1])) * 1e-3
+    r0 = max(r_min, CROSSOVER_R2_M)
+    if r_max <= r0:
+        return None
+    top = float(particle_intensity(rho, size_m, np.full(size_m.shape, r0), optics, alpha, r_ref).max())
+    if top <= threshold:
+        return None
+    levels = np.geomspace(threshold, top, _LEVELS)
+    reach = _reach(rho, size_m, levels, optics, alpha, r_ref, r0, r_max)  # (X, B)
+    i0 = float(optics.area_integral(r0))
+    ends = np.geomspace(r0, r_max, _ENDS)
+    per_bin = density * np.maximum(
+        optics.area_integral(np.minimum(ends[:, None, None], reach[None])) - i0, 0.0
+    )  # (S, X, B)
+    band = per_bin - np.concatenate([per_bin[:, 1:], np.zeros_like(per_bin[:, :1])], axis=1)
+    cdf = np.cumsum(np.maximum(band, 0.0), axis=-1)
+    cdf /= np.maximum(cdf[..., -1:], 1e-300)
+    # row r's shares lie in [r, r + 1]: one sorted array, searched for r + u (exact sampling)
+    rows = np.arange(cdf.shape[0] * cdf.shape[1], dtype=np.float64).reshape(cdf.shape[:2])
+    bands = (cdf + rows[..., None]).ravel()
+    return _Tables(density, levels, reach, ends, per_bin.sum(-1), bands, i0)
 
 
 def sample_particle_returns(
@@ -171,68 +212,89 @@ def sample_particle_returns(
     r_max: float,
     rng: np.random.Generator,
 ) -> ParticleReturns:
-    """Sample the detectable particles along every beam (``target_range``: the hard target's
-    range, inf for none) and return each beam's strongest particle return.
+    """The strongest particle return of every beam (``target_range``: the hard target's range,
+    inf for none), drawn from its exact distribution rather than from every particle.
 
-    A size bin b is detectable up to ``r_det[b]``; a beam ending at ``s`` holds, in bin b,
-    ``Poisson(n_b (I(min(s, r_det[b])) - I(r_min)))`` particles (``I``: the integral of the beam
-    area). With the bins sorted by ``r_det``, the bins below ``s`` count whole and the rest count
-    ``I(s) - I(r_min)`` each: every beam's mean, and every particle's bin, come from two
-    cumulative sums and a binary search (no beams x bins arrays)."""
+    Particles of size bin b lie along the beam as a Poisson process of density ``n_b A(r)``
+    (``n_b`` per m^3, ``A`` the beam area) from ``r0 = max(r_min, R2)`` to the beam's end ``s``.
+    A particle returns at least ``x`` up to the range ``r_b(x)``, so the number returning at
+    least ``x`` is Poisson with mean
+    ``L(x; s) = sum_b n_b (I(min(s, r_b(x))) - I(r0))^+`` (``I`` = integral of ``A``), and the
+    strongest return X has ``P(X < x) = exp(-L(x; s))``: with ``E ~ Exp(1)``, X solves
+    ``L(X; s) = E``; no particle is detected when ``E >= L(threshold; s)`` (computed exactly per
+    beam). ``L`` is tabulated on 96 intensity levels x 192 end ranges (linear in s between them,
+    log-linear in x); the bin of the strongest particle is drawn in proportion to the bins'
+    share of ``L`` in its intensity band, and its range is where that size
+    returns X. The cost depends on the beams, not on the number of particles. The beam share
+    the particles intercept is left to the mean extinction (``exp(-2 alpha R)``)."""
     n = target_range.shape[0]
-    none = ParticleReturns(np.zeros(n), np.zeros(n), np.zeros(n), 0, 0.0)
-    if dsd.empty or n == 0:
-        return none
-    rho = PARTICLE_REFLECTANCE[dsd.kind]
-    edges, density = dsd.bins()
-    size_m = dsd.geometric_diameter(edges[1:]) * 1e-3  # largest particle of each bin
-    r_det = _detectable_range(rho, size_m, optics, alpha, r_ref, threshold, r_max)
-    order = np.argsort(r_det, kind="stable")
-    r_sorted, n_sorted = r_det[order], density[order]
-    a_min = float(optics.area_integral(r_min))
-    full = n_sorted * np.maximum(optics.area_integral(r_sorted) - a_min, 0.0)
-    c_full = np.r_[0.0, np.cumsum(full)]  # bins 0..k-1 whole
-    c_n = np.r_[0.0, np.cumsum(n_sorted)]
-
-    def split(stop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        k = np.searchsorted(r_sorted, stop, side="right")
-        open_len = np.maximum(optics.area_integral(stop) - a_min, 0.0)
-        return k, c_full[k], open_len * (c_n[-1] - c_n[k])
-
+    zeros = np.zeros(n)
+    tab = None if dsd.empty or n == 0 else _tables(
+        dsd, optics, float(alpha), float(r_ref), float(threshold), float(r_min), float(r_max)
+    )  # fmt: skip
+    if tab is None:
+        return ParticleReturns(zeros, zeros.copy(), 0, 0.0)
     end = np.minimum(np.nan_to_num(target_range, posinf=r_max), r_max)
-    _, whole, partial = split(end)
-    lam = whole + partial
-    counts = rng.poisson(lam)
-    total = int(counts.sum())
-    if total == 0:
-        return ParticleReturns(none.intensity, none.range_m, none.blocked, 0, float(lam.sum()))
-    beam = np.repeat(np.arange(n), counts)  # sorted by beam
-    stop = end[beam]
-    k, whole, partial = split(stop)
-    u = rng.random(total) * (whole + partial)
-    b_sorted = np.empty(total, np.int64)
-    w_ = u < whole
-    b_sorted[w_] = np.searchsorted(c_full, u[w_], side="right") - 1
-    p_ = ~w_
-    if np.any(p_):
-        span = np.maximum(optics.area_integral(stop[p_]) - a_min, 1e-300)
-        b_sorted[p_] = np.searchsorted(c_n, c_n[k[p_]] + (u[p_] - whole[p_]) / span, "right") - 1
-    b_sorted = np.clip(b_sorted, 0, len(order) - 1)
-    b = order[b_sorted]
-    d_m = dsd.geometric_diameter(dsd.sample_sizes(edges, b, rng)) * 1e-3
-    top = optics.area_integral(np.minimum(stop, r_det[b]))
-    r = optics.inverse_area_integral(a_min + rng.random(total) * (top - a_min))
-    inten, share = particle_intensity(rho, d_m, r, optics, alpha, r_ref)
-    starts = np.flatnonzero(np.r_[True, beam[1:] != beam[:-1]])
-    beams = beam[starts]
-    best = np.zeros(n)
-    best[beams] = np.maximum.reduceat(inten, starts)
-    is_max = inten == best[beam]
-    rng_best = np.zeros(n)
-    rng_best[beam[is_max]] = r[is_max]
-    blocked = np.zeros(n)
-    blocked[beams] = np.minimum(np.add.reduceat(share, starts), 1.0)
-    return ParticleReturns(best, rng_best, blocked, total, float(lam.sum()))
+    lam = _lam_threshold(end, tab.reach[0], tab.density, optics, tab.i0)  # exact mean count
+    e = rng.exponential(size=n)
+    idx = np.flatnonzero(e < lam)
+    if idx.size == 0:
+        return ParticleReturns(zeros, zeros.copy(), 0, float(lam.sum()))
+    ends, table, levels = tab.ends, tab.table, tab.levels
+    s_b, e_b = end[idx], e[idx]
+    # ends are log-spaced: the interval of each beam's end in closed form
+    k = np.clip(
+        np.floor(np.log(s_b / ends[0]) / np.log(ends[-1] / ends[0]) * (_ENDS - 1)).astype(np.int64),
+        0,
+        _ENDS - 2,
+    )
+    w = np.clip((s_b - ends[k]) / (ends[k + 1] - ends[k]), 0.0, 1.0)
+    flat = table.ravel()
+    row0, row1 = k * _LEVELS, (k + 1) * _LEVELS  # the rows around each beam's end
+
+    def lam_at(j: np.ndarray) -> np.ndarray:
+        return (1.0 - w) * flat[row0 + j] + w * flat[row1 + j]
+
+    lo = np.zeros(idx.size, np.int64)  # invariant: L(lo) >= e, or lo = 0
+    hi = np.full(idx.size, _LEVELS - 1, np.int64)
+    above = lam_at(hi) >= e_b  # stronger than every level: the top one
+    for _ in range(int(np.ceil(np.log2(_LEVELS)))):
+        mid = (lo + hi) // 2
+        ok = lam_at(mid) >= e_b
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    hi = np.minimum(lo + 1, _LEVELS - 1)
+    la, lb = lam_at(lo), lam_at(hi)
+    t = np.clip(np.where(la > lb, (la - e_b) / np.maximum(la - lb, 1e-300), 0.0), 0.0, 1.0)
+    lo[above], hi[above], t[above] = _LEVELS - 1, _LEVELS - 1, 0.0
+    x = levels[lo] * (levels[hi] / levels[lo]) ** t
+    row = np.where(w < 0.5, k, k + 1) * _LEVELS + lo
+    n_bins = tab.density.shape[0]
+    query = row + rng.random(idx.size)
+    order = np.argsort(query)  # sorted queries search much faster
+    pos = np.empty(idx.size, np.int64)
+    pos[order] = np.searchsorted(tab.bands, query[order])
+    b = np.clip(pos - row * n_bins, 0, n_bins - 1)
+    reach = tab.reach
+    r = reach[lo, b] * (reach[hi, b] / reach[lo, b]) ** t
+    intensity, rng_out = zeros.copy(), zeros.copy()
+    intensity[idx] = x
+    rng_out[idx] = np.minimum(r, s_b)
+    return ParticleReturns(intensity, rng_out, int(idx.size), float(lam.sum()))
+
+
+def _lam_threshold(
+    end: np.ndarray, reach0: np.ndarray, density: np.ndarray, optics: BeamOptics, i0: float
+) -> np.ndarray:
+    """``L(threshold; s)`` for every beam end ``s``: bins whose reach is below ``s`` count whole,
+    the others up to ``s`` (two cumulative sums over the bins sorted by reach)."""
+    order = np.argsort(reach0, kind="stable")
+    r_sorted, n_sorted = reach0[order], density[order]
+    full = n_sorted * np.maximum(optics.area_integral(r_sorted) - i0, 0.0)
+    c_full = np.r_[0.0, np.cumsum(full)]
+    c_n = np.r_[0.0, np.cumsum(n_sorted)]
+    kk = np.searchsorted(r_sorted, end, side="right")
+    open_len = np.maximum(optics.area_integral(end) - i0, 0.0)
+    return c_full[kk] + open_len * (c_n[-1] - c_n[kk])
 
 
 @dataclass(frozen=True)
@@ -262,11 +324,8 @@ def strongest_returns(
     """Choose each beam's return among the hard target (``hard_intensity`` already attenuated;
     0 or range inf where none), the fog and the particles (strongest return)."""
     n = hard_range.shape[0]
-    blocked = np.zeros(n)
-    for p in particles:
-        blocked = np.minimum(blocked + p.blocked, 1.0)
-    hard = hard_intensity * (1.0 - blocked)
-    best_i, best_r = hard.copy(), np.where(np.isfinite(hard_range), hard_range, 0.0)
+    best_i = np.asarray(hard_intensity, np.float64).copy()
+    best_r = np.where(np.isfinite(hard_range), hard_range, 0.0)
     weather = np.zeros(n, bool)
     fog_n = part_n = 0
     if fog_beta > 0:
