@@ -450,3 +450,17 @@ def test_lighting_replaces_the_default_lights_and_adds_listed_ones() -> None:
     assert len(over) == 1
     total_clear = sun_h + math.pi * clear[0].intensity
     assert math.pi * over[0].intensity == pytest.approx(0.25 * total_clear)
+
+
+def test_motion_blur_is_a_box_filter_along_the_motion() -> None:
+    img = np.zeros((20, 100, 3), np.float32)
+    img[:, 50:] = 1.0  # a vertical edge
+    half = np.zeros((20, 100, 2), np.float32)
+    half[..., 0] = 4.0  # 8 px of horizontal motion during the exposure
+    out = fx.motion_blur(img.copy(), half)
+    taps = np.array([-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5])
+    x = np.arange(100)
+    want = np.clip(x[:, None] + taps[None, :] - 49.0, 0.0, 1.0).mean(1)
+    np.testing.assert_allclose(out[10, :, 0], want, atol=1e-2)  # OpenCV: 1/32 px weights
+    still = np.zeros_like(half)
+    assert np.array_equal(fx.motion_blur(img, still), img)

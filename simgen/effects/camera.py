@@ -83,30 +83,39 @@ def chromatic_aberration(linear: np.ndarray, maps: tuple[np.ndarray, ...]) -> np
 
 
 def motion_blur(linear: np.ndarray, half_motion_px: np.ndarray) -> np.ndarray:
-    """Blur along each pixel's own motion: the average of the image sampled (bilinear) at
-    ``p + s * m(p)`` for ``s`` evenly spaced in [-1, 1], where ``m`` (H, W, 2) is the image
-    displacement of the pixel's surface point over half the exposure. The number of samples
-    follows the longest motion (one per pixel of streak, at most ``MAX_BLUR_SAMPLES``)."""
+    """Blur along each pixel's own motion: a box filter over the segment ``p + s m(p)``,
+    ``s`` in [-1, 1], where ``m`` (H, W, 2) is the image displacement of the pixel's surface
+    point over half the exposure.
+
+    Built by repeated halving: pass ``i`` averages the image sampled (bilinear) at
+    ``p -/+ m(p) / 2^i``; after ``k`` passes every pixel is the mean of ``2^k`` evenly spaced
+    samples over the segment (``2k`` resamplings instead of ``2^k``). ``k`` follows the longest
+    motion (about one sample per pixel of streak, at most ``MAX_BLUR_SAMPLES``)."""
     import cv2
 
-    mag = np.sqrt((half_motion_px.astype(np.float32) ** 2).sum(-1))
-    longest = float(np.percentile(mag, 99.9)) if mag.size else 0.0
-    n = min(MAX_BLUR_SAMPLES, math.ceil(2.0 * longest) + 1)
-    if n <= 1:
+    mx = np.ascontiguousarray(half_motion_px[..., 0], np.float32)
+    my = np.ascontiguousarray(half_motion_px[..., 1], np.float32)
+    mag = cv2.magnitude(mx, my)
+    longest = float(np.percentile(mag[::4, ::4], 99.9)) if mag.size else 0.0
+    taps = min(MAX_BLUR_SAMPLES, math.ceil(2.0 * longest) + 1)
+    if taps <= 1:
         return linear
-    h, w = mag.shape
-    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
-    acc = np.zeros_like(linear)
-    for s in np.linspace(-1.0, 1.0, n, dtype=np.float32):
-        acc += cv2.remap(
-            linear,
-            u + s * half_motion_px[..., 0],
-            v + s * half_motion_px[..., 1],
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-    acc *= np.float32(1.0 / n)
-    return acc
+    passes = math.ceil(math.log2(taps))
+    # only the rows and columns that move (a still camera: the moving objects)
+    moving = mag > 0.05
+    rows, cols = np.flatnonzero(moving.any(1)), np.flatnonzero(moving.any(0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    u = np.arange(c0, c1, dtype=np.float32)[None, :]
+    v = np.arange(r0, r1, dtype=np.float32)[:, None]
+    mx, my = mx[r0:r1, c0:c1], my[r0:r1, c0:c1]
+    out = linear.copy()
+    for i in range(1, passes + 1):
+        sx, sy = mx * np.float32(0.5**i), my * np.float32(0.5**i)
+        a = cv2.remap(out, u - sx, v - sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        b = cv2.remap(out, u + sx, v + sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.addWeighted(a, 0.5, b, 0.5, 0.0, dst=a)
+        out[r0:r1, c0:c1] = a
+    return out
 
 
 def auto_exposure_scale(linear: np.ndarray) -> float:
@@ -141,15 +150,32 @@ def sensor_response(
     assert rng is not None
     fw = np.float32(full_well_e)
     e = np.minimum(linear * (tau * fw), fw)
-    z = rng.standard_normal(e.shape, dtype=np.float32)
+    z = standard_normal(rng, e.shape)
+    read = np.float32(read_noise_e**2)
     small = e < POISSON_EXACT_BELOW
-    noisy = e + np.sqrt(e) * z
+    # shot and read noise in one Gaussian draw (variance e + read^2); exact Poisson when small
+    noisy = e + np.sqrt(e + read) * z
     if np.any(small):
-        noisy[small] = rng.poisson(e[small]).astype(np.float32)
-    if read_noise_e > 0:
-        noisy += np.float32(read_noise_e) * rng.standard_normal(e.shape, dtype=np.float32)
+        noisy[small] = rng.poisson(e[small]).astype(np.float32) + np.sqrt(read) * z[small]
     noisy *= np.float32(gain) / fw
     return noisy
+
+
+def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 standard normal samples by the Box–Muller transform of ``rng``'s uniforms (about
+    three times faster than ``Generator.standard_normal`` here; tails reach 5.8 sigma)."""
+    import cv2
+
+    n = int(np.prod(shape))
+    m = (n + 1) // 2
+    u = rng.random(2 * m, dtype=np.float32)
+    one_minus = np.subtract(np.float32(1.0), u[:m]).reshape(-1, 1)  # in (0, 1]: finite log
+    r = cv2.sqrt(cv2.log(one_minus) * np.float32(-2.0)).reshape(-1, 1)
+    theta = (u[m:] * np.float32(2.0 * np.pi)).reshape(-1, 1)
+    x, y = cv2.polarToCart(r, theta)
+    out = np.empty(2 * m, np.float32)
+    out[:m], out[m:] = x.ravel(), y.ravel()
+    return out[:n].reshape(shape)
 
 
 def jpeg(image_u8: np.ndarray, quality: int) -> np.ndarray:

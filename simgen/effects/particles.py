@@ -2,7 +2,8 @@
 
 1. **Sampling** (:func:`sample_particles`): particles fill the camera's view volume between
    ``z_near`` and a far distance per size (beyond it a particle's streak would cover less than
-   ``MIN_COVERAGE`` of any pixel: such particles only matter together, as extinction, which
+   ``MIN_COVERAGE`` of any pixel, or its image would be narrower than ``MIN_WIDTH_PX``: such
+   particles only matter together, as extinction, which
    :func:`simgen.effects.camera.koschmieder` applies). Counts are Poisson with mean
    ``N(D) dD x volume``; sizes follow ``N(D)``; positions are uniform in the volume.
 2. **Motion**: each particle falls at its terminal speed (plus wind); its image moves along the
@@ -27,8 +28,11 @@ import numpy as np
 
 from simgen.effects.precipitation import SizeDistribution
 
-#: Coverage below which a lone particle is not drawn (it changes no 8-bit value).
-MIN_COVERAGE = 2e-3
+#: Coverage below which a lone particle is not drawn (a few 8-bit codes at full
+#: contrast); fainter particles act only together, as the extinction.
+MIN_COVERAGE = 3e-2
+#: Narrower particle images are not drawn either (a haze of sub-pixel flakes is extinction).
+MIN_WIDTH_PX = 0.5
 #: Nearest particle distance, m.
 Z_NEAR = 0.2
 #: Farthest particle distance, m (whatever the size).
@@ -57,10 +61,15 @@ class Particles:
 
 def far_distance(d_mm: np.ndarray, speed: np.ndarray, focal_px: float, exposure_s: float):
     """Distance beyond which a particle of diameter ``d_mm`` covers less than
-    ``MIN_COVERAGE`` of a pixel: ``(pi / 4) f D^2 / (c_min (v T + D))``."""
+    ``MIN_COVERAGE`` of every pixel or its image is narrower than ``MIN_WIDTH_PX``. Its image
+    (diameter ``w = f D / z``, streak ``L = f v T / z``) covers ``(pi / 4) w^2 / max(L + w, 1)``
+    of each pixel it crosses, which falls below the limit beyond
+    ``min((pi / 4) f D^2 / (c (v T + D)), f D sqrt(pi / (4 c)))``."""
     d = np.asarray(d_mm) * 1e-3
-    z = np.pi / 4.0 * focal_px * d * d / (MIN_COVERAGE * (speed * exposure_s + d))
-    return np.clip(z, Z_NEAR, Z_FAR_MAX)
+    streak = np.pi / 4.0 * focal_px * d * d / (MIN_COVERAGE * (speed * exposure_s + d))
+    point = focal_px * d * np.sqrt(np.pi / (4.0 * MIN_COVERAGE))
+    wide = focal_px * d / MIN_WIDTH_PX
+    return np.clip(np.minimum(np.minimum(streak, point), wide), Z_NEAR, Z_FAR_MAX)
 
 
 def sample_particles(

@@ -10,7 +10,9 @@ blur -> vignetting -> chromatic aberration -> exposure, gain, noise -> 8-bit -> 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -51,12 +53,18 @@ def camera_optics(spec: CameraSensor, ctx: Any, k: np.ndarray) -> CameraOptics:
             d = spec.distortion
             dist = np.array([value(d.k1), value(d.k2), value(d.p1), value(d.p2), value(d.k3)])
             if np.any(dist != 0):
-                lens = Lens.build(k, dist, w, h)
+                lens = _lens(tuple(k.ravel()), tuple(dist), w, h)
         rays = (lens.rays if lens is not None else pixel_rays(k, None, w, h)).astype(np.float32)
         norm = np.sqrt(1.0 + (rays * rays).sum(-1)).astype(np.float32)
         got = CameraOptics(k, (w, h), lens, rays, norm, {})
         ctx.cache[key] = got
     return got
+
+
+@lru_cache(maxsize=8)
+def _lens(k: tuple[float, ...], dist: tuple[float, ...], width: int, height: int) -> Lens:
+    """Lens maps, kept across episodes (building them inverts the distortion at every pixel)."""
+    return Lens.build(np.array(k).reshape(3, 3), np.array(dist), width, height)
 
 
 def render_camera(
@@ -111,11 +119,15 @@ def _body_motion(world: Any, instance_id: int, link: int) -> tuple[np.ndarray, .
 
 def _motion(v: np.ndarray, w: np.ndarray, com: np.ndarray, dt: float) -> np.ndarray:
     """4x4 world motion over ``dt`` of a rigid body: rotation ``w dt`` about its center of mass
-    plus the translation ``v dt``."""
-    from scipy.spatial.transform import Rotation
-
+    (Rodrigues' formula) plus the translation ``v dt``."""
     m = np.eye(4)
-    rot = Rotation.from_rotvec(w * dt).as_matrix()
+    phi = w * dt
+    angle = float(np.linalg.norm(phi))
+    rot = np.eye(3)
+    if angle > 1e-12:
+        k = phi / angle
+        kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+        rot += math.sin(angle) * kx + (1.0 - math.cos(angle)) * (kx @ kx)
     m[:3, :3] = rot
     m[:3, 3] = com + v * dt - rot @ com
     return m
@@ -155,21 +167,31 @@ def blur_vectors(
         + [t_c1_w @ motions[(p.instance_id, p.link_index)] @ pose_w_c for p in parts]
     )  # (P + 1, 4, 4): camera-0 point -> camera-1 point; index 0: no surface
     s = BLUR_STRIDE
-    part = imgs.part[::s, ::s].astype(np.intp) if imgs.part is not None else None
-    z = imgs.depth_m[::s, ::s].astype(np.float64)
-    rays = optics.rays[::s, ::s].astype(np.float64)
+    z = imgs.depth_m[::s, ::s].astype(np.float64).ravel()
+    rays = optics.rays[::s, ::s].reshape(-1, 2).astype(np.float64)
     sky = z <= 0
+    pid = np.zeros(z.shape, np.intp) if imgs.part is None else imgs.part[::s, ::s].ravel()
+    pid = np.where(sky, 0, pid)
     z = np.where(sky, 1.0, z)
-    pid = np.where(sky, 0, part if part is not None else 0)
-    x0 = np.stack([rays[..., 0] * z, rays[..., 1] * z, z], -1)
-    m = per_part[pid]
-    x1 = np.einsum("...ij,...j->...i", m[..., :3, :3], x0)
-    x1 += np.where(sky[..., None], 0.0, m[..., :3, 3])  # directions for the sky
+    x0, y0 = rays[:, 0] * z, rays[:, 1] * z
+    moved = np.where(sky, 0.0, 1.0)  # the sky is infinitely far: directions only
+    # one 1-D gather per matrix entry (no per-pixel 4x4 matrices)
+    x1 = np.stack(
+        [
+            per_part[:, i, 0][pid] * x0
+            + per_part[:, i, 1][pid] * y0
+            + per_part[:, i, 2][pid] * z
+            + per_part[:, i, 3][pid] * moved
+            for i in range(3)
+        ],
+        -1,
+    )
     lens = optics.lens
     uv1, _ = project_distorted(optics.k, lens.dist if lens is not None else None, x1)
     h, w = optics.size[1], optics.size[0]
     v, u = np.mgrid[0:h:s, 0:w:s].astype(np.float64)
-    flow = np.nan_to_num(np.stack([uv1[..., 0] - u, uv1[..., 1] - v], -1)).astype(np.float32)
+    flow = np.stack([uv1[:, 0] - u.ravel(), uv1[:, 1] - v.ravel()], -1)
+    flow = np.nan_to_num(flow).astype(np.float32).reshape(*u.shape, 2)
     import cv2
 
     return cv2.resize(flow, (w, h), interpolation=cv2.INTER_NEAREST)
