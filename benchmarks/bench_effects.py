@@ -41,8 +41,14 @@ from simgen.effects.state import WEATHER_PRESETS, WeatherState, beta_from_visibi
 from simgen.random.sample import sample_episode
 from simgen.run.episode import Simulator
 from simgen.run.records import SensorFrame
-from simgen.scene.effects import CameraEffects, ChromaticAberration, Distortion, Jpeg, Noise
-from simgen.scene.effects import Vignetting
+from simgen.scene.effects import (
+    CameraEffects,
+    ChromaticAberration,
+    Distortion,
+    Jpeg,
+    Noise,
+    Vignetting,
+)
 from simgen.scene.loader import load_scene
 from simgen.scene.weather import Weather
 from simgen.sensors.camera import scene_with_resolution
@@ -97,8 +103,12 @@ def camera_bench(sim: Simulator, args: argparse.Namespace) -> None:
     half = f.arrays["flow_fwd_px"] * (0.005 * 10.0)  # 5 ms of motion at 10 Hz frames
     rain = WeatherState(rain_mm_h=25.0).rain
     rng = np.random.default_rng(0)
-    bounds = (float(rays[..., 0].min()) * 1.3, float(rays[..., 0].max()) * 1.3,
-              float(rays[..., 1].min()) * 1.3, float(rays[..., 1].max()) * 1.3)  # fmt: skip
+    bounds = (
+        float(rays[..., 0].min()) * 1.3,
+        float(rays[..., 0].max()) * 1.3,
+        float(rays[..., 1].min()) * 1.3,
+        float(rays[..., 1].max()) * 1.3,
+    )
     edges, _ = rain.bins()
     mid = np.sqrt(edges[1:] * edges[:-1])
     z_far = far_distance(mid, rain.fall_speed(mid), float(k[0, 0]), 0.01)
@@ -108,9 +118,14 @@ def camera_bench(sim: Simulator, args: argparse.Namespace) -> None:
 
     def rain_fx() -> None:
         p = sample_particles(
-            rain, rng, bounds_n=bounds, z_far=z_far,
-            velocity_c_of=lambda d: np.c_[np.zeros((len(d), 1)), rain.fall_speed(d), np.zeros((len(d), 1))],
-        )  # fmt: skip
+            rain,
+            rng,
+            bounds_n=bounds,
+            z_far=z_far,
+            velocity_c_of=lambda d: np.c_[
+                np.zeros((len(d), 1)), rain.fall_speed(d), np.zeros((len(d), 1))
+            ],
+        )
         composite(lin.copy(), rasterize(p, project, float(k[0, 0]), 0.01, depth), air)
 
     snow = WeatherState(snow_mm_h=2.5).snow
@@ -118,9 +133,14 @@ def camera_bench(sim: Simulator, args: argparse.Namespace) -> None:
 
     def snow_fx() -> None:
         p = sample_particles(
-            snow, rng, bounds_n=bounds, z_far=z_far_s,
-            velocity_c_of=lambda d: np.c_[np.zeros((len(d), 1)), snow.fall_speed(d), np.zeros((len(d), 1))],
-        )  # fmt: skip
+            snow,
+            rng,
+            bounds_n=bounds,
+            z_far=z_far_s,
+            velocity_c_of=lambda d: np.c_[
+                np.zeros((len(d), 1)), snow.fall_speed(d), np.zeros((len(d), 1))
+            ],
+        )
         composite(lin.copy(), rasterize(p, project, float(k[0, 0]), 0.01, depth), air)
 
     ca = fx.chromatic_maps(k, w, h, 1.0)
@@ -130,19 +150,28 @@ def camera_bench(sim: Simulator, args: argparse.Namespace) -> None:
     canvas_d = np.zeros(canvas.shape[:2], np.float32)
     rows = [
         ("decode + encode (linear RGB)", lambda: encode(decode(rgb))),
-        ("fog (Koschmieder, per-pixel distance)",
-         lambda: fx.koschmieder(lin.copy(), fx.distance_from_depth(depth, norm), beta, air)),
+        (
+            "fog (Koschmieder, per-pixel distance)",
+            lambda: fx.koschmieder(lin.copy(), fx.distance_from_depth(depth, norm), beta, air),
+        ),
         ("rain 25 mm/h (sample, rasterize, composite)", rain_fx),
         ("snow 2.5 mm/h (sample, rasterize, composite)", snow_fx),
         ("motion blur (given the motion field)", lambda: fx.motion_blur(lin, half)),
         ("vignetting", lambda: lin * vig[..., None]),
         ("chromatic aberration", lambda: fx.chromatic_aberration(lin, ca)),
-        ("exposure + Poisson-Gaussian noise",
-         lambda: fx.sensor_response(lin.copy(), 0.01, 1.0, np.random.default_rng(1), 1e4, 3.0)),
+        (
+            "exposure + Poisson-Gaussian noise",
+            lambda: fx.sensor_response(lin.copy(), 0.01, 1.0, np.random.default_rng(1), 1e4, 3.0),
+        ),
         ("JPEG quality 90", lambda: fx.jpeg(rgb, 90)),
-        ("lens: resample RGB + 4 label maps", lambda: (lens.bilinear(canvas), *(lens.nearest(canvas_d) for _ in range(4)))),
-    ]  # fmt: skip
-    print(f"\ncamera: street '{CAMERA}' at {w}x{h}; frame (render RGB + depth + ids): {base:.1f} ms")
+        (
+            "lens: resample RGB + 4 label maps",
+            lambda: (lens.bilinear(canvas), *(lens.nearest(canvas_d) for _ in range(4))),
+        ),
+    ]
+    print(
+        f"\ncamera: street '{CAMERA}' at {w}x{h}; frame (render RGB + depth + ids): {base:.1f} ms"
+    )
     print(f"{'effect (pure function on one frame)':48s} {'ms':>7s} {'of frame':>9s}")
     for name, fn in rows:
         ms = best_ms(fn, rep)
@@ -157,7 +186,10 @@ def camera_bench(sim: Simulator, args: argparse.Namespace) -> None:
     weather = Weather(rain_mm_h=25.0, fog={"visibility_m": 300.0})  # type: ignore[arg-type]
     full = camera_scene(w, h, camera={"effects": effects}, weather=weather)
     lens_full = camera_scene(
-        w, h, camera={"effects": effects, "distortion": Distortion(k1=-0.28, k2=0.08)}, weather=weather
+        w,
+        h,
+        camera={"effects": effects, "distortion": Distortion(k1=-0.28, k2=0.08)},
+        weather=weather,
     )
     lens_only = camera_scene(w, h, camera={"distortion": Distortion(k1=-0.28, k2=0.08)})
     print(f"\n{'end to end (ms per frame, min of repeats)':48s} {'ms':>7s} {'added':>9s}")
@@ -194,8 +226,10 @@ def lidar_bench(sim: Simulator, args: argparse.Namespace) -> None:
     hard_range = np.where(r0 > 0, r0, np.inf)
     optics = BeamOptics(3e-3, 0.01)
     common = {"r_ref": 10.0, "threshold": 2e-4, "r_min": 0.9, "r_max": 120.0}
-    print(f"\nLiDAR: street, hdl-64e x {args.columns} columns = {rays} rays; clear sweep "
-          f"{clear_ms:.1f} ms end to end")  # fmt: skip
+    print(
+        f"\nLiDAR: street, hdl-64e x {args.columns} columns = {rays} rays; clear sweep "
+        f"{clear_ms:.1f} ms end to end"
+    )
     print(f"{'weather stage (pure functions on one sweep)':48s} {'ms':>7s} {'of sweep':>9s}")
     for preset in ("fog_light", "fog_dense", "rain_heavy", "snow"):
         p = WEATHER_PRESETS[preset]
@@ -214,10 +248,14 @@ def lidar_bench(sim: Simulator, args: argparse.Namespace) -> None:
                 if not d.empty
             ]
             strongest_returns(
-                hard_range, inten * np.exp(-2 * alpha * np.nan_to_num(hard_range, posinf=0)),
-                fog_beta=BACKSCATTER_PER_EXTINCTION * ws.fog_extinction_per_m, alpha=alpha,
-                particles=parts, rng=rng, **common,
-            )  # fmt: skip
+                hard_range,
+                inten * np.exp(-2 * alpha * np.nan_to_num(hard_range, posinf=0)),
+                fog_beta=BACKSCATTER_PER_EXTINCTION * ws.fog_extinction_per_m,
+                alpha=alpha,
+                particles=parts,
+                rng=rng,
+                **common,
+            )
 
         ms = best_ms(stage, args.repeat)
         print(f"{preset:48s} {ms:7.2f} {100 * ms / clear_ms:8.1f}%")

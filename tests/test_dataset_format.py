@@ -111,8 +111,17 @@ def test_stored_frames_equal_the_rendered_ones(sim, tmp_path) -> None:
             )
         for k, f in enumerate(cams):
             stored = ep.frame("cam", k)
-            for key in ("rgb", "rgb_clean", "particle_mask", "depth_m", "instance", "semantic",
-                        "extrinsics_w2c", "K", "dist_coeffs"):
+            for key in (
+                "rgb",
+                "rgb_clean",
+                "particle_mask",
+                "depth_m",
+                "instance",
+                "semantic",
+                "extrinsics_w2c",
+                "K",
+                "dist_coeffs",
+            ):
                 assert np.array_equal(stored[key], getattr(f, key)), key
             assert stored["time"] == f.time
         st = ep.state()

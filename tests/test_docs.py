@@ -30,7 +30,9 @@ def test_annotated_scene_example_renders(sim) -> None:
 
     scene = parse_scene(_yaml_blocks(ROOT / "docs" / "scene-format.md")[0], base_dir=ROOT / "docs")
     scene = scene_with_resolution(scene, 64, 48)
-    scene = scene.model_copy(update={"simulation": scene.simulation.model_copy(update={"duration": 0.2})})
+    scene = scene.model_copy(
+        update={"simulation": scene.simulation.model_copy(update={"duration": 0.2})}
+    )
     _, _, frames = run_frames(sim, scene)
     assert {f.sensor for f in frames} == {"front", "onboard"}
     assert all(np.any(f.instance > 0) for f in frames)

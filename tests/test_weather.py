@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -134,8 +135,8 @@ def test_lidar_fog_shortens_the_range_of_a_wall_as_the_model_predicts(sim) -> No
         weather_id = scene.class_table().index("weather")
         fog_points.append(int(np.sum(f.semantic == weather_id)))
         assert np.all(f.instance[f.semantic == weather_id] == 0)
-    assert all(a > b for a, b in zip(max_ranges, max_ranges[1:], strict=False)), max_ranges
-    assert all(a < b for a, b in zip(fog_points, fog_points[1:], strict=False)), fog_points
+    assert all(a > b for a, b in itertools.pairwise(max_ranges)), max_ranges
+    assert all(a < b for a, b in itertools.pairwise(fog_points)), fog_points
 
 
 def test_wet_ground_darkens_the_road_for_camera_and_lidar(sim) -> None:
@@ -198,7 +199,7 @@ def test_lens_distortion_keeps_labels_exact(sim, tmp_path) -> None:
         uv = uv[:, 0]
         np.testing.assert_allclose(f.keypoints_uv, uv, atol=1e-3)
         for u_, v_ in uv:  # the distorted label map holds the car where OpenCV projects it
-            assert f.instance[int(round(v_)), int(round(u_))] == 2
+            assert f.instance[round(v_), round(u_)] == 2
         assert f.keypoints_visibility.tolist() == [2, 2]
     # every label map agrees with every other through the lens
     out = tmp_path / "d.h5"

@@ -135,9 +135,11 @@ def test_particle_counts_scale_with_rate_as_the_size_distribution_predicts(kind)
         d = p.diameter_m * 1e3
         if kind == "snow":  # stored as the flake size: back to the melted diameter
             d = (0.178 * d**2.078) ** (1 / 3)
-        cdf = lambda x: (np.exp(-lam * lo) - np.exp(-lam * x)) / (  # noqa: E731
-            np.exp(-lam * lo) - np.exp(-lam * hi)
-        )
+        norm = np.exp(-lam * lo) - np.exp(-lam * hi)
+
+        def cdf(x, lam=lam, lo=lo, norm=norm):
+            return (np.exp(-lam * lo) - np.exp(-lam * x)) / norm
+
         assert stats.kstest(d, cdf).pvalue > 1e-3
         z = p.position_c[:, 2]
         assert z.min() >= z0 and z.max() <= z1
@@ -228,8 +230,11 @@ def test_lens_projection_is_opencvs_and_the_maps_invert_it() -> None:
     v, u = np.mgrid[0:480, 0:640]
     assert np.abs(back - np.stack([u, v], -1)).max() < 1e-6
     assert lens.canvas_size[0] > 640  # barrel distortion sees beyond the pinhole image
-    xu, yu = undistort_normalized(np.array([0.3]), np.array([-0.2]), dist)
-    assert np.hypot(xu - x[0, 0], 0) >= 0  # smoke: runs on any input
+    from simgen.sensors.lens import distort_normalized
+
+    xu, yu = np.array([0.31, -0.55]), np.array([-0.2, 0.4])
+    back_x, back_y = undistort_normalized(*distort_normalized(xu, yu, dist), dist)
+    np.testing.assert_allclose(np.r_[back_x, back_y], np.r_[xu, yu], atol=1e-12)
     with pytest.raises(LensError):
         Lens.build(K, np.array([0.0, -2.0, 0.0, 0.0, 0.0]), 640, 480)  # folds at the corners
 
@@ -403,7 +408,9 @@ def test_weather_presets_expand_and_explicit_fields_override() -> None:
     assert s.rain_mm_h == 7.0 and s.wet_ground == 1.0
     assert s.fog_extinction_per_m == pytest.approx(beta_from_visibility(900.0))
     assert weather_state(scene_from(SCENE)) == WeatherState()
-    assert WeatherState().with_(visibility_m=100.0).fog_extinction_per_m == beta_from_visibility(100)
+    assert WeatherState().with_(visibility_m=100.0).fog_extinction_per_m == beta_from_visibility(
+        100
+    )
 
 
 def test_weather_class_and_errors() -> None:

@@ -26,15 +26,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from simgen.effects.state import WEATHER_PRESETS  # noqa: E402
-from simgen.random.sample import sample_episode  # noqa: E402
-from simgen.run.episode import Simulator  # noqa: E402
-from simgen.run.records import SensorFrame  # noqa: E402
-from simgen.scene.lights import PointLight, SpotLight  # noqa: E402
-from simgen.scene.loader import load_scene  # noqa: E402
-from simgen.scene.types import Attachment  # noqa: E402
-from simgen.scene.weather import Lighting, Weather  # noqa: E402
-from simgen.viz import bev_image  # noqa: E402
+from simgen.effects.state import WEATHER_PRESETS
+from simgen.random.sample import sample_episode
+from simgen.run.episode import Simulator
+from simgen.run.records import SensorFrame
+from simgen.scene.lights import PointLight, SpotLight
+from simgen.scene.loader import load_scene
+from simgen.scene.types import Attachment
+from simgen.scene.weather import Lighting, Weather
+from simgen.viz import bev_image
 
 SCENES = {
     # scene: (camera, lidar, time of the frame in s, BEV extent in m)
@@ -112,7 +112,9 @@ def render(sim: Simulator, name: str, preset: str, width: int) -> np.ndarray:
     tile = np.concatenate([small, np.full((h, 4, 3), 255, np.uint8), bev], axis=1)
     label = f"{name} / {preset}"
     cv2.rectangle(tile, (0, 0), (8 + 8 * len(label), 20), (0, 0, 0), -1)
-    cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+        tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA
+    )
     return tile
 
 
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                 path = out / f"{name}_{preset}.png"
                 cv2.imwrite(str(path), tile[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
                 rows.append((name, preset, path.name))
-                print(f"{path} {path.stat().st_size // 1024} KiB")
+                print(f"{path} {path.stat().st_size // 1024} KiB")  # noqa: T201
     lines = [
         "# Gallery: every weather preset on the example scenes",
         "",

@@ -76,9 +76,12 @@ def chromatic_aberration(linear: np.ndarray, maps: tuple[np.ndarray, ...]) -> np
     out = linear.copy()
     for c, (mx, my) in ((0, maps[0:2]), (2, maps[2:4])):
         out[..., c] = cv2.remap(
-            np.ascontiguousarray(linear[..., c]), mx, my, cv2.INTER_LINEAR,
+            np.ascontiguousarray(linear[..., c]),
+            mx,
+            my,
+            cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
-        )  # fmt: skip
+        )
     return out
 
 
@@ -104,6 +107,8 @@ def motion_blur(linear: np.ndarray, half_motion_px: np.ndarray) -> np.ndarray:
     # only the rows and columns that move (a still camera: the moving objects)
     moving = mag > 0.05
     rows, cols = np.flatnonzero(moving.any(1)), np.flatnonzero(moving.any(0))
+    if rows.size == 0:
+        return linear
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     u = np.arange(c0, c1, dtype=np.float32)[None, :]
     v = np.arange(r0, r1, dtype=np.float32)[:, None]
@@ -185,4 +190,7 @@ def jpeg(image_u8: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", image_u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
         raise RuntimeError("JPEG encoding failed")
-    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if decoded is None:  # pragma: no cover - OpenCV decodes what it encoded
+        raise RuntimeError("JPEG decoding failed")
+    return np.ascontiguousarray(decoded[..., ::-1])

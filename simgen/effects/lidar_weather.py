@@ -67,8 +67,8 @@ def _fog_table(alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``J(R; R0) = int sin^2(pi (R - r) / (c tau_H)) xi(r) exp(-2 alpha r) / r^2 dr`` over
     ``r in [R - c tau_H, min(R, R0)]``."""
     width = C_LIGHT * PULSE_TAU_H_S  # range extent of the pulse, m
-    m = int(round(width / _DR))
-    r = np.arange(1, int(round((_R0_MAX + width) / _DR)) + 1) * _DR  # r > 0
+    m = round(width / _DR)
+    r = np.arange(1, round((_R0_MAX + width) / _DR) + 1) * _DR  # r > 0
     xi = np.clip((r - CROSSOVER_R1_M) / (CROSSOVER_R2_M - CROSSOVER_R1_M), 0.0, 1.0)
     f = xi * np.exp(-2.0 * alpha * r) / (r * r)
     # S[i, j] = sum over window offsets 0..j (from the far end of the pulse) of k * f * dr
@@ -79,7 +79,7 @@ def _fog_table(alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     valid = rows >= 0
     terms = np.where(valid, kern[None, :] * f[np.clip(rows, 0, None)], 0.0) * _DR
     s = np.cumsum(terms, axis=1)  # s[i, j]: r from R - width up to r[rows[i, j]]
-    r0 = np.arange(0, int(round(_R0_MAX / _DR)) + 1, 5) * _DR
+    r0 = np.arange(0, round(_R0_MAX / _DR) + 1, 5) * _DR
     # for R0, window entries with r <= R0 count: j <= j_max(i) = idx(R0) - i + m - 1
     i0 = np.floor(r0 / _DR + 1e-9).astype(np.int64) - 1  # index of the last r <= R0
     jmax = np.clip(i0[:, None] - np.arange(n_r)[None, :] + m - 1, -1, m - 1)
@@ -102,16 +102,16 @@ class BeamOptics:
     divergence_rad: float  # full angle
     diameter_m: float  # at the exit
 
-    def area(self, r: np.ndarray) -> np.ndarray:
+    def area(self, r: np.ndarray | float) -> np.ndarray:
         d = self.diameter_m + self.divergence_rad * np.asarray(r)
         return np.pi / 4.0 * d * d
 
-    def area_integral(self, r: np.ndarray) -> np.ndarray:
+    def area_integral(self, r: np.ndarray | float) -> np.ndarray:
         """``int_0^r A(s) ds``."""
         d0, th = self.diameter_m, self.divergence_rad
         return np.pi / 12.0 / th * ((d0 + th * np.asarray(r)) ** 3 - d0**3)
 
-    def inverse_area_integral(self, v: np.ndarray) -> np.ndarray:
+    def inverse_area_integral(self, v: np.ndarray | float) -> np.ndarray:
         d0, th = self.diameter_m, self.divergence_rad
         return (np.cbrt(d0**3 + 12.0 * th * np.asarray(v) / np.pi) - d0) / th
 
@@ -141,9 +141,15 @@ def particle_intensity(
 
 
 def _reach(
-    rho: float, d_m: np.ndarray, levels: np.ndarray, optics: BeamOptics, alpha: float,
-    r_ref: float, r0: float, r_max: float,
-) -> np.ndarray:  # fmt: skip
+    rho: float,
+    d_m: np.ndarray,
+    levels: np.ndarray,
+    optics: BeamOptics,
+    alpha: float,
+    r_ref: float,
+    r0: float,
+    r_max: float,
+) -> np.ndarray:
     """(levels, bins): the largest range in [r0, r_max] at which a particle of each size still
     returns each intensity level (r0 where it never does). The return falls with range."""
     lo = np.full((len(levels), len(d_m)), r0)
@@ -172,16 +178,23 @@ class _Tables:
 
 @lru_cache(maxsize=16)
 def _tables(
-    dsd: SizeDistribution, optics: BeamOptics, alpha: float, r_ref: float, threshold: float,
-    r_min: float, r_max: float,
-) -> _Tables | None:  # fmt: skip
+    dsd: SizeDistribution,
+    optics: BeamOptics,
+    alpha: float,
+    r_ref: float,
+    threshold: float,
+    r_min: float,
+    r_max: float,
+) -> _Tables | None:
     rho = PARTICLE_REFLECTANCE[dsd.kind]
     edges, density = dsd.bins()
     size_m = dsd.geometric_diameter(np.sqrt(edges[1:] * edges[:-1])) * 1e-3
     r0 = max(r_min, CROSSOVER_R2_M)
     if r_max <= r0:
         return None
-    top = float(particle_intensity(rho, size_m, np.full(size_m.shape, r0), optics, alpha, r_ref).max())
+    top = float(
+        particle_intensity(rho, size_m, np.full(size_m.shape, r0), optics, alpha, r_ref).max()
+    )
     if top <= threshold:
         return None
     levels = np.geomspace(threshold, top, _LEVELS)
@@ -229,14 +242,18 @@ def sample_particle_returns(
     the particles intercept is left to the mean extinction (``exp(-2 alpha R)``)."""
     n = target_range.shape[0]
     zeros = np.zeros(n)
-    tab = None if dsd.empty or n == 0 else _tables(
-        dsd, optics, float(alpha), float(r_ref), float(threshold), float(r_min), float(r_max)
-    )  # fmt: skip
+    tab = (
+        None
+        if dsd.empty or n == 0
+        else _tables(
+            dsd, optics, float(alpha), float(r_ref), float(threshold), float(r_min), float(r_max)
+        )
+    )
     if tab is None:
         return ParticleReturns(zeros, zeros.copy(), 0, 0.0)
     end = np.minimum(np.nan_to_num(target_range, posinf=r_max), r_max)
     lam = _lam_threshold(end, tab.reach[0], tab.density, optics, tab.i0)  # exact mean count
-    e = rng.exponential(size=n)
+    e = np.asarray(rng.exponential(size=n))
     idx = np.flatnonzero(e < lam)
     if idx.size == 0:
         return ParticleReturns(zeros, zeros.copy(), 0, float(lam.sum()))

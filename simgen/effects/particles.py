@@ -151,9 +151,10 @@ def rasterize(
         if c > 0:  # spread over the class's typical width (the filter keeps the total)
             import cv2
 
-            k = int(round(WIDTH_CLASSES[c - 1] * (1.5 if np.isfinite(WIDTH_CLASSES[c]) else 1.0)))
-            buf = cv2.blur(buf, (k, k), borderType=cv2.BORDER_CONSTANT)
-        cover += buf
+            k = round(WIDTH_CLASSES[c - 1] * (1.5 if np.isfinite(WIDTH_CLASSES[c]) else 1.0))
+            cover += cv2.blur(buf, (k, k), borderType=cv2.BORDER_CONSTANT)
+        else:
+            cover += buf
     return cover
 
 

@@ -89,11 +89,7 @@ class WeatherState:
     @property
     def extinction_per_m(self) -> float:
         """Total extinction coefficient of fog, rain and snow, 1/m."""
-        return (
-            self.fog_extinction_per_m
-            + self.rain.extinction_per_m
-            + self.snow.extinction_per_m
-        )
+        return self.fog_extinction_per_m + self.rain.extinction_per_m + self.snow.extinction_per_m
 
     @property
     def visibility_m(self) -> float:
@@ -161,7 +157,9 @@ def weather_state(scene: Scene) -> WeatherState:
     )
 
 
-def render_setup(scene: Scene, parts: list[Any]) -> tuple[tuple[float, float, float], list[Any], list[Any]]:
+def render_setup(
+    scene: Scene, parts: list[Any]
+) -> tuple[tuple[float, float, float], list[Any], list[Any]]:
     """(background color, lights, visual parts) the renderer draws for a sampled scene: the
     lighting block resolved with the weather's time of day and cloud cover, ground parts made
     wet. Fixed for the episode (the initial weather)."""

@@ -68,7 +68,6 @@ def wet_appearance(appearance, wetness: float):  # type: ignore[no-untyped-def]
     )
 
 
-
 def is_ground(kind: str, class_name: str, ground_classes: tuple[str, ...]) -> bool:
     """Objects that get wet: planes and objects of the ground classes (case-insensitive)."""
     return kind == "plane" or class_name.lower() in {c.lower() for c in ground_classes}

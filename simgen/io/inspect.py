@@ -135,7 +135,12 @@ def _lidar_images(
             continue
         times = ep.g["sensors"][cam]["time"][()]
         k = int(np.argmin(np.abs(times - t)))
-        fields = ["rgb", "K", "extrinsics_w2c", *(["dist_coeffs"] if "dist_coeffs" in cam_fields else [])]
+        fields = [
+            "rgb",
+            "K",
+            "extrinsics_w2c",
+            *(["dist_coeffs"] if "dist_coeffs" in cam_fields else []),
+        ]
         c = ep.frame(cam, k, fields)
         pts_c = transform_points(c["extrinsics_w2c"] @ data["pose_w"], pts)
         colors = palette(max(n_classes, int(data["semantic"].max(initial=0)) + 1))

@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def backproject(
-    depth_m: np.ndarray, k: np.ndarray, dist: np.ndarray | None = None
-) -> np.ndarray:
+def backproject(depth_m: np.ndarray, k: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 3) camera-frame points of every pixel of a depth image (z = depth; 0 = none);
     ``dist``: lens distortion of the image (None: pinhole)."""
     h, w = depth_m.shape

@@ -103,7 +103,9 @@ def effects_apply(spec: CameraSensor, ctx: Any) -> bool:
 # -- velocities ---------------------------------------------------------------------------------
 
 
-def _body_motion(world: Any, instance_id: int, link: int) -> tuple[np.ndarray, ...]:
+def _body_motion(
+    world: Any, instance_id: int, link: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(linear velocity of the center of mass, angular velocity, center of mass) in the world,
     of an object's base (link -1) or one of its URDF links."""
     body = world.bodies[instance_id - 1]
@@ -145,7 +147,12 @@ def camera_velocity_w(spec: CameraSensor, ctx: Any, pose_w_c: np.ndarray) -> np.
 
 
 def blur_vectors(
-    spec: CameraSensor, ctx: Any, imgs: CameraImages, optics: CameraOptics, pose_w_c: np.ndarray, dt: float
+    spec: CameraSensor,
+    ctx: Any,
+    imgs: CameraImages,
+    optics: CameraOptics,
+    pose_w_c: np.ndarray,
+    dt: float,
 ) -> np.ndarray:
     """(H, W, 2) image displacement of every pixel's surface point over ``dt`` (half the
     exposure), from the true velocities of the parts and of the camera (pixels without a
@@ -249,12 +256,11 @@ def apply_camera_effects(
             fx.koschmieder(lin, dist, beta, airlight)
         if weather.has_particles:
             cover = _particles(spec, ctx, imgs, optics, pose_w_c, exposure, step)
-            alpha = np.zeros((h, w), np.float32)
+            clear = np.ones((h, w), np.float32)  # share of each pixel no particle covers
             for kind, c in cover.items():
                 radiance = sky if kind == "rain" else SNOW_ALBEDO * (ambient + sun / (4 * np.pi))
-                a = composite(lin, c, radiance)
-                alpha = 1.0 - (1.0 - alpha) * (1.0 - a)
-            mask = np.round(alpha * 255.0).astype(np.uint8)
+                clear *= 1.0 - composite(lin, c, radiance)
+            mask = np.round((1.0 - clear) * 255.0).astype(np.uint8)
     if eff is not None:
         lin = _sensor(spec, ctx, imgs, optics, pose_w_c, lin, exposure, step)
     out = encode(lin)
@@ -301,7 +307,9 @@ def _particles(
         edges, _ = dsd.bins()
         mid = np.sqrt(edges[1:] * edges[:-1])
         z_far = np.minimum(
-            far_distance(dsd.geometric_diameter(mid), dsd.fall_speed(mid), float(k[0, 0]), exposure),
+            far_distance(
+                dsd.geometric_diameter(mid), dsd.fall_speed(mid), float(k[0, 0]), exposure
+            ),
             value(spec.far),
         )
         rng = ctx.params.rng("weather", spec.name, step, dsd.kind)

@@ -23,7 +23,6 @@ from simgen.sim.assets import AssetResolver
 from simgen.sim.visuals import MeshLibrary
 from simgen.sim.world import PhysicsWorld
 
-
 #: ``(time, current weather) -> weather`` called at every tick (Simulator.run's ``weather``).
 WeatherHook = Callable[[float, WeatherState], WeatherState]
 

@@ -26,9 +26,9 @@ from simgen.scene.types import value, vec
 
 if TYPE_CHECKING:
     from simgen.render.renderer import CameraImages
-    from simgen.sensors.lens import Lens
     from simgen.run.capture import CaptureContext
     from simgen.run.records import SensorFrame
+    from simgen.sensors.lens import Lens
     from simgen.sim.world import PhysicsWorld
 
 #: Hulls of parts with more vertices than this are computed (fewer points to transform).

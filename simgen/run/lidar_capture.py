@@ -245,7 +245,9 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
         raise RuntimeError("LiDAR noise needs the episode's parameters (CaptureContext.params)")
     weather = ctx.weather
     if weather is not None and lidar_weather_active(weather):
-        sel, r, inten, inst, sem, cos_sel = weather_returns(spec, ctx, geo, model, t, part, cos, frame)
+        sel, r, inten, inst, sem, cos_sel = weather_returns(
+            spec, ctx, geo, model, t, part, cos, frame
+        )
     else:
         sel = np.flatnonzero((part >= 0) & (t >= model.min_range))  # returns, firing order
         r, hit_part, cos_sel = t[sel], part[sel], cos[sel]
@@ -325,12 +327,15 @@ def _ground_parts(ctx: CaptureContext, weather: Any) -> np.ndarray:
         objects = ctx.world.scene.objects
         ctx.cache[key] = np.array(
             [
-                is_ground(objects[p.instance_id - 1].kind, objects[p.instance_id - 1].class_name,
-                          weather.ground_classes)
+                is_ground(
+                    objects[p.instance_id - 1].kind,
+                    objects[p.instance_id - 1].class_name,
+                    weather.ground_classes,
+                )
                 for p in ctx.world.visual_parts
             ],
             bool,
-        )  # fmt: skip
+        )
     out: np.ndarray = ctx.cache[key]
     return out
 
@@ -376,9 +381,12 @@ def weather_returns(
     }
     particles = [
         sample_particle_returns(
-            dsd, hard_range, optics, rng=ctx.params.rng("weather", spec.name, frame, dsd.kind),
+            dsd,
+            hard_range,
+            optics,
+            rng=ctx.params.rng("weather", spec.name, frame, dsd.kind),
             **common,
-        )  # fmt: skip
+        )
         for dsd in (ws.rain, ws.snow)
         if not dsd.empty
     ]

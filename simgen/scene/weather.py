@@ -61,7 +61,8 @@ class Weather(Strict_):
         default=None, description="snowfall rate, mm/h of melted water equivalent"
     )
     wet_ground: UnitNum | None = Field(
-        default=None, description="wetness of the ground in [0, 1] (darker, glossier, lower LiDAR return)"
+        default=None,
+        description="wetness of the ground in [0, 1] (darker, glossier, lower LiDAR return)",
     )
     cloud_cover: UnitNum | None = Field(
         default=None, description="cloud fraction in [0, 1]; dims the sun (needs a lighting block)"

@@ -206,7 +206,7 @@ class Lens:
                 ]
             )
             mask = np.zeros((self.canvas_size[1], self.canvas_size[0]), np.uint8)
-            pts = np.round(edge * 16).astype(np.int32)[None]
-            cv2.fillPoly(mask, pts, 1, lineType=cv2.LINE_8, shift=4)
+            pts = np.round(edge * 16).astype(np.int32)
+            cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=4)
             self._footprint = mask.astype(bool)
         return self._footprint
