@@ -245,3 +245,21 @@ def test_sensor_effects_are_seeded_and_change_only_rgb(sim) -> None:
     assert "particle_mask" not in fa.arrays  # no weather block: no particles
     for key in ("instance", "depth_m", "flow_fwd_px"):
         assert np.array_equal(getattr(fa, key), getattr(fp, key)), key
+
+
+@pytest.mark.slow
+def test_effects_benchmark_and_gallery_scripts_run(monkeypatch, capsys, tmp_path) -> None:
+    import runpy
+    import sys
+
+    from tests.conftest import ROOT
+
+    argv = ["bench_effects.py", "--width", "64", "--height", "48", "--columns", "64"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--repeat", "1"])
+    runpy.run_path(str(ROOT / "benchmarks" / "bench_effects.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "full stack: fog + rain + sensor effects" in out and "snow" in out
+    gallery = runpy.run_path(str(ROOT / "docs" / "gallery" / "make_gallery.py"))
+    gallery["main"](["--out", str(tmp_path), "--presets", "fog_dense", "--scenes", "street"])
+    assert (tmp_path / "street_fog_dense.png").stat().st_size > 1000
+    assert "street_fog_dense.png" in (tmp_path / "README.md").read_text()

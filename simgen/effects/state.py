@@ -171,3 +171,15 @@ def render_setup(
     bg, lights = render_lights(scene, p.time_of_day if p else None, ws.cloud_cover)
     parts = wet_parts(scene.objects, parts, ws.wet_ground, ws.ground_classes)
     return bg, lights, parts
+
+
+def weather_arrays(state: WeatherState | None) -> dict[str, Any]:
+    """The weather values stored with every sensor frame of a scene with a weather block."""
+    import numpy as np
+
+    w = state if state is not None else CLEAR
+    return {
+        "fog_extinction_per_m": np.float32(w.fog_extinction_per_m),
+        "rain_mm_h": np.float32(w.rain_mm_h),
+        "snow_mm_h": np.float32(w.snow_mm_h),
+    }

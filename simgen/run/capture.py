@@ -175,7 +175,7 @@ def _(spec: CameraSensor, ctx: CaptureContext, parts: Sequence[Any] = ()) -> Cap
         labels, ragged = labeler_for(ctx, spec, optics.lens).label(ctx, imgs, k, pose_w_c)
         arrays.update(labels)
     if ctx.params is not None and ctx.params.scene.weather is not None:
-        from simgen.run.lidar_capture import weather_arrays
+        from simgen.effects.state import weather_arrays
 
         arrays.update(weather_arrays(ctx.weather))
     return pose_w_c, arrays, static, ragged

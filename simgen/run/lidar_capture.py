@@ -310,6 +310,8 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
         "noisy_range_m": r_noisy,
     }
     if ctx.params.scene.weather is not None:
+        from simgen.effects.state import weather_arrays
+
         arrays.update(weather_arrays(weather))
     return end_pose, arrays, static, ragged
 
@@ -407,15 +409,3 @@ def weather_returns(
     r = chosen.range_m[sel].astype(np.float32)
     inten = np.minimum(chosen.intensity[sel], 1.0).astype(np.float32)
     return sel, r, inten, inst, sem, cos_sel
-
-
-def weather_arrays(weather: Any) -> dict[str, np.ndarray]:
-    """Per-frame weather values stored with every sensor frame of a scene with weather."""
-    from simgen.effects.state import CLEAR
-
-    w = weather if weather is not None else CLEAR
-    return {
-        "fog_extinction_per_m": np.float32(w.fog_extinction_per_m),
-        "rain_mm_h": np.float32(w.rain_mm_h),
-        "snow_mm_h": np.float32(w.snow_mm_h),
-    }
