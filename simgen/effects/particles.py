@@ -144,17 +144,23 @@ def rasterize(
     u, v, idx = u[front], v[front], idx[front]
     value = (energy / n)[idx]
     cls = np.searchsorted(np.asarray(WIDTH_CLASSES), width)[idx]
+    import cv2
+
+    flat = cover.reshape(-1)
     for c in np.unique(cls):
         sel = cls == c
-        buf = np.bincount(v[sel] * w + u[sel], weights=value[sel], minlength=h * w)
-        buf = buf.reshape(h, w).astype(np.float32)
-        if c > 0:  # spread over the class's typical width (the filter keeps the total)
-            import cv2
-
-            k = round(WIDTH_CLASSES[c - 1] * (1.5 if np.isfinite(WIDTH_CLASSES[c]) else 1.0))
-            cover += cv2.blur(buf, (k, k), borderType=cv2.BORDER_CONSTANT)
-        else:
-            cover += buf
+        uu, vv, val = u[sel], v[sel], value[sel].astype(np.float32)
+        if c == 0:  # narrow streaks: straight into their pixels
+            np.add.at(flat, vv * w + uu, val)
+            continue
+        # wider particles: spread over the class's typical width (the filter keeps the total),
+        # inside the bounding box of their samples only
+        k = round(WIDTH_CLASSES[c - 1] * (1.5 if np.isfinite(WIDTH_CLASSES[c]) else 1.0))
+        r0, r1 = max(int(vv.min()) - k, 0), min(int(vv.max()) + k + 1, h)
+        c0, c1 = max(int(uu.min()) - k, 0), min(int(uu.max()) + k + 1, w)
+        buf = np.zeros((r1 - r0, c1 - c0), np.float32)
+        np.add.at(buf.reshape(-1), (vv - r0) * (c1 - c0) + (uu - c0), val)
+        cover[r0:r1, c0:c1] += cv2.blur(buf, (k, k), borderType=cv2.BORDER_CONSTANT)
     return cover
 
 
@@ -166,10 +172,18 @@ def _front(points_c: np.ndarray, min_z: float = 0.05) -> np.ndarray:
 
 def composite(linear: np.ndarray, cover: np.ndarray, radiance: np.ndarray) -> np.ndarray:
     """Blend particles of linear ``radiance`` (3,) over ``linear`` with opacity
-    ``1 - exp(-cover)``; returns the opacity (H, W). In place on ``linear``."""
-    alpha = -np.expm1(-cover)
+    ``1 - exp(-cover)``; returns the opacity (H, W). In place on ``linear`` (only the rows and
+    columns that particles touch)."""
+    alpha = np.zeros(cover.shape, np.float32)
+    rows, cols = np.flatnonzero(cover.any(1)), np.flatnonzero(cover.any(0))
+    if rows.size == 0:
+        return alpha
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    a = -np.expm1(-cover[box])
+    alpha[box] = a
     r = np.asarray(radiance, np.float32)
-    linear -= r
-    linear *= (1.0 - alpha)[..., None]
-    linear += r
+    sub = linear[box]
+    sub -= r
+    sub *= (1.0 - a)[..., None]
+    sub += r
     return alpha
