@@ -172,18 +172,20 @@ def _front(points_c: np.ndarray, min_z: float = 0.05) -> np.ndarray:
 
 def composite(linear: np.ndarray, cover: np.ndarray, radiance: np.ndarray) -> np.ndarray:
     """Blend particles of linear ``radiance`` (3,) over ``linear`` with opacity
-    ``1 - exp(-cover)``; returns the opacity (H, W). In place on ``linear`` (only the rows and
-    columns that particles touch)."""
-    alpha = np.zeros(cover.shape, np.float32)
-    rows, cols = np.flatnonzero(cover.any(1)), np.flatnonzero(cover.any(0))
-    if rows.size == 0:
-        return alpha
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    a = -np.expm1(-cover[box])
-    alpha[box] = a
+    ``1 - exp(-cover)``; returns the opacity (H, W). In place on ``linear`` (only the pixels
+    that particles touch)."""
     r = np.asarray(radiance, np.float32)
-    sub = linear[box]
-    sub -= r
-    sub *= (1.0 - a)[..., None]
-    sub += r
+    idx = np.flatnonzero(cover)
+    if idx.size > cover.size // 8:  # dense: whole-image operations are faster than gathers
+        alpha = -np.expm1(-cover.astype(np.float32))
+        linear *= (1.0 - alpha)[..., None]
+        linear += alpha[..., None] * r
+        return alpha
+    alpha = np.zeros(cover.shape, np.float32)
+    if idx.size == 0:
+        return alpha
+    a = -np.expm1(-cover.reshape(-1)[idx])
+    alpha.reshape(-1)[idx] = a
+    flat = linear.reshape(-1, linear.shape[-1])
+    flat[idx] = flat[idx] * (1.0 - a)[:, None] + a[:, None] * r
     return alpha
