@@ -88,15 +88,23 @@ def range_image_rgb(range_image: np.ndarray, min_height: int = 256) -> np.ndarra
 
 
 def draw_points(
-    rgb: np.ndarray, points_c: np.ndarray, k: np.ndarray, colors: np.ndarray, radius: int = 1
+    rgb: np.ndarray,
+    points_c: np.ndarray,
+    k: np.ndarray,
+    colors: np.ndarray,
+    radius: int = 1,
+    dist: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Points in the OpenCV camera frame drawn on an image (only those in front of the camera)."""
+    """Points in the OpenCV camera frame drawn on an image (only those in front of the camera);
+    ``dist``: the camera's lens distortion, if any."""
+    from simgen.sensors.lens import project_distorted
+
     out = rgb.copy()
     h, w = out.shape[:2]
     front = points_c[:, 2] > 1e-3
     p, col = points_c[front], colors[front]
-    u = k[0, 0] * p[:, 0] / p[:, 2] + k[0, 2]
-    v = k[1, 1] * p[:, 1] / p[:, 2] + k[1, 2]
+    uv, _ = project_distorted(k, dist, p)
+    u, v = uv[:, 0], uv[:, 1]
     ok = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
     for x, y, cc in zip(np.rint(u[ok]), np.rint(v[ok]), col[ok], strict=True):
         cv2.circle(out, (int(x), int(y)), radius, tuple(int(q) for q in cc), -1)

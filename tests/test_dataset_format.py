@@ -21,9 +21,11 @@ objects:
      keypoints: {top: [0, 0, 0.1]}}
 sensors:
   - {kind: camera, name: cam, resolution: [48, 32], rate_hz: 8, look_at: {eye: [1, 1, 1], target: [0, 0, 0]},
-     labels: [boxes, amodal, keypoints, panoptic, flow, normals]}
+     labels: [boxes, amodal, keypoints, panoptic, flow, normals], distortion: {k1: -0.1},
+     effects: {noise: {}}}
   - {kind: lidar, name: lid, elevation_deg: [10, 0, -10, -30], columns: 64, rate_hz: 8, rotation_hz: 20,
      noise: {range_sigma_m: 0.01, dropout: 0.1}, pose: {position: [-1, 0, 0.5]}}
+weather: {preset: rain_light}
 """
 
 
@@ -109,10 +111,20 @@ def test_stored_frames_equal_the_rendered_ones(sim, tmp_path) -> None:
             )
         for k, f in enumerate(cams):
             stored = ep.frame("cam", k)
-            for key in ("rgb", "depth_m", "instance", "semantic", "extrinsics_w2c", "K"):
+            for key in (
+                "rgb",
+                "rgb_clean",
+                "particle_mask",
+                "depth_m",
+                "instance",
+                "semantic",
+                "extrinsics_w2c",
+                "K",
+                "dist_coeffs",
+            ):
                 assert np.array_equal(stored[key], getattr(f, key)), key
             assert stored["time"] == f.time
         st = ep.state()
         assert np.array_equal(st["position_w"], np.stack([s.objects.position_w for s in states]))
-        assert ds.classes == ["background", "floor", "box"]
+        assert ds.classes == ["background", "floor", "box", "weather"]
         assert [o["name"] for o in ep.objects] == ["floor", "cube"]

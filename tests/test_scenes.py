@@ -81,7 +81,9 @@ def test_scene_renders_with_consistent_labels_verifies_and_same_seed_same_bytes(
             for k in range(ep.num_frames(name)):
                 f = ep.frame(name, k)
                 if kind == "lidar":
-                    _check_lidar_frame(f, class_of, lut)
+                    table = scene.class_table()
+                    weather = table.index("weather") if "weather" in table else None
+                    _check_lidar_frame(f, class_of, lut, weather)
                     continue
                 ids = np.unique(f["instance"])
                 assert set(ids.tolist()) - {0} <= set(class_of), "every id is an object"
@@ -121,11 +123,19 @@ def test_episode_alone_equals_episode_in_a_run(sim, tmp_path) -> None:
             assert _same(a[key], value), key
 
 
-def _check_lidar_frame(f: dict[str, np.ndarray], class_of: dict[int, int], lut: np.ndarray) -> None:
+def _check_lidar_frame(
+    f: dict[str, np.ndarray], class_of: dict[int, int], lut: np.ndarray, weather: int | None
+) -> None:
+    """``weather``: the id of the class of fog / rain / snow returns (instance 0), if any."""
     assert len(f["points_s"]) > 100, "the LiDAR sees something"
-    assert set(np.unique(f["instance"]).tolist()) <= set(class_of)
-    assert np.array_equal(f["semantic"], lut[f["instance"]])
-    assert np.array_equal(f["semantic_image"], lut[f["instance_image"]])
-    assert np.all((f["range_image"] > 0) == (f["instance_image"] > 0))
+    inst, sem = f["instance"], f["semantic"]
+    surf = inst > 0
+    assert set(np.unique(inst[surf]).tolist()) <= set(class_of)
+    assert np.array_equal(sem[surf], lut[inst[surf]])
+    assert np.all(sem[~surf] == weather) if weather is not None else np.all(surf)
+    ret, img_surf = f["range_image"] > 0, f["instance_image"] > 0
+    assert np.array_equal(f["semantic_image"][img_surf], lut[f["instance_image"][img_surf]])
+    assert np.all(f["semantic_image"][ret & ~img_surf] == weather)
+    assert np.all(f["semantic_image"][~ret] == 0) and np.all(ret[img_surf])
     assert np.allclose(np.linalg.norm(f["points_s"], axis=1), f["range_m"], rtol=1e-5)
     assert np.array_equal(f["range_image"][f["ring"], f["column"]], f["range_m"])

@@ -135,8 +135,16 @@ def _lidar_images(
             continue
         times = ep.g["sensors"][cam]["time"][()]
         k = int(np.argmin(np.abs(times - t)))
-        c = ep.frame(cam, k, ["rgb", "K", "extrinsics_w2c"])
+        fields = [
+            "rgb",
+            "K",
+            "extrinsics_w2c",
+            *(["dist_coeffs"] if "dist_coeffs" in cam_fields else []),
+        ]
+        c = ep.frame(cam, k, fields)
         pts_c = transform_points(c["extrinsics_w2c"] @ data["pose_w"], pts)
         colors = palette(max(n_classes, int(data["semantic"].max(initial=0)) + 1))
-        images[f"on_{cam}"] = draw_points(c["rgb"], pts_c, c["K"], colors[data["semantic"]])
+        images[f"on_{cam}"] = draw_points(
+            c["rgb"], pts_c, c["K"], colors[data["semantic"]], dist=c.get("dist_coeffs")
+        )
     return images

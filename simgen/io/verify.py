@@ -20,7 +20,7 @@ from simgen.geometry import invert_pose, pose_matrices, quat_to_matrix
 from simgen.io.layout import LIDAR_INSTANCE, LIDAR_POINTS
 from simgen.io.reader import Dataset, Episode
 from simgen.labels.amodal import unpack_masks
-from simgen.labels.boxes import box_corners, mask_boxes, project
+from simgen.labels.boxes import BOX_EDGES, box_corners, mask_boxes, project
 from simgen.labels.normals import backproject, normals_from_depth
 from simgen.labels.occlusion import inside_image
 
@@ -191,7 +191,7 @@ def _check_box3d(report: VerifyReport, ctx: _Ctx, f: dict[str, Any], where: str)
     rot_err = np.abs(t_c_w[:3, :3] @ r_w - r_c).max(initial=0)
     c.add(max(float(np.abs(center_c - f["box3d_center_c"]).max(initial=0)), rot_err), where)
     corners = box_corners(f["box3d_center_c"], f["box3d_size"], r_c)
-    uv, z = project(f["K"], corners)
+    uv, z = project(f["K"], corners, f.get("dist_coeffs"))
     c = report.check("box3d_corners", "projected corners == K @ 3D box corners", "px", 1e-3)
     front = np.all(z > 0, axis=1)
     err = np.zeros(1)
@@ -205,17 +205,23 @@ def _check_box3d(report: VerifyReport, ctx: _Ctx, f: dict[str, Any], where: str)
 def _check_mask_in_box(
     report: VerifyReport, ctx: _Ctx, f: dict[str, Any], corners_c: np.ndarray, where: str
 ) -> None:
-    """Every mask pixel's center lies in the projection of its object's 3D box (1 px slack)."""
+    """Every mask pixel's center lies in the projection of its object's 3D box (1 px slack).
+    With lens distortion the box's edges are sampled densely (distortion bends them)."""
     import cv2
 
     inst = f["instance"]
     h, w = inst.shape
+    dist = f.get("dist_coeffs")
+    if dist is not None:  # 12 edges x 32 points
+        t = np.linspace(0.0, 1.0, 32)[None, :, None]
+        a, b = corners_c[:, BOX_EDGES[:, 0]], corners_c[:, BOX_EDGES[:, 1]]
+        corners_c = (a[:, :, None] + t * (b - a)[:, :, None]).reshape(len(corners_c), -1, 3)
     c = report.check("mask_in_box3d", "mask pixels outside the projected 3D box", "pixels", 0)
     worst = 0
     for i in np.nonzero(f["visible_pixels"] if "visible_pixels" in f else [])[0]:
         if np.any(corners_c[i, :, 2] <= 1e-6):
             continue  # the box crosses the camera plane: its projection is unbounded
-        uv, _ = project(f["K"], corners_c[i])
+        uv, _ = project(f["K"], corners_c[i], dist)
         hull = cv2.convexHull(np.round(uv * 16).astype(np.int32))
         poly = np.zeros((h + 2, w + 2), np.uint8)  # one pixel of border: hulls may leave
         cv2.fillConvexPoly(poly, hull + 16, 1, lineType=cv2.LINE_8, shift=4)
@@ -273,7 +279,7 @@ def _check_keypoints(report: VerifyReport, ctx: _Ctx, f: dict[str, Any], where: 
     pos_o = g["position_o"][()]
     t = f["extrinsics_w2c"] @ ctx.object_poses(int(f["tick"]))[obj]
     p_c = np.einsum("kij,kj->ki", t[:, :3, :3], pos_o) + t[:, :3, 3]
-    uv, z = project(f["K"], p_c)
+    uv, z = project(f["K"], p_c, f.get("dist_coeffs"))
     front = z > 0
     c = report.check("keypoints", "keypoints == projection of object poses", "px", 1e-3)
     c.add(float(np.abs(uv[front] - f["keypoints_uv"][front]).max(initial=0)), where)
@@ -288,7 +294,7 @@ def _check_normals(report: VerifyReport, ctx: _Ctx, f: dict[str, Any], where: st
     if "normals_c" not in f or "depth_m" not in f:
         return
     n = f["normals_c"]
-    d = normals_from_depth(f["depth_m"], f["K"])
+    d = normals_from_depth(f["depth_m"], f["K"], f.get("dist_coeffs"))
     ok = (np.linalg.norm(d, axis=-1) > 0.5) & (np.linalg.norm(n, axis=-1) > 0.5)
     if "instance" in f:  # away from object borders
         inst = f["instance"]
@@ -322,7 +328,8 @@ def _check_flow(
     if len(u) == 0:
         return
     flow = f["flow_fwd_px"][v, u].astype(np.float64)
-    x_c0 = backproject(f["depth_m"], f["K"])[v, u]
+    dist = f.get("dist_coeffs")
+    x_c0 = backproject(f["depth_m"], f["K"], dist)[v, u]
     pose0, pose1 = f["pose_w"], nxt["pose_w"]
     x_w0 = x_c0 @ pose0[:3, :3].T + pose0[:3, 3]
     t_c1_w = invert_pose(pose1)
@@ -330,7 +337,7 @@ def _check_flow(
     # 1. flow == projection of the point moved by its scene flow (any object, any joint)
     x_w1 = x_w0 + f["scene_flow_fwd_w"][v, u]
     x_c1 = x_w1 @ t_c1_w[:3, :3].T + t_c1_w[:3, 3]
-    uv1, z1 = project(nxt["K"], x_c1)
+    uv1, z1 = project(nxt["K"], x_c1, dist)
     front = z1 > 0
     c = report.check("flow_scene_flow", "flow == projected scene flow", "px", 1e-2)
     c.add(float(np.abs(uv1[front] - target[front]).max(initial=0)), where)
@@ -343,7 +350,7 @@ def _check_flow(
         m = (p1 @ invert_pose(p0))[inst[rigid] - 1]
         x_w1r = np.einsum("nij,nj->ni", m[:, :3, :3], x_w0[rigid]) + m[:, :3, 3]
         x_c1r = x_w1r @ t_c1_w[:3, :3].T + t_c1_w[:3, 3]
-        uv1r, z1r = project(nxt["K"], x_c1r)
+        uv1r, z1r = project(nxt["K"], x_c1r, dist)
         ok = z1r > 0
         c = report.check("flow_poses", "flow == motion of stored object poses", "px", 1e-2)
         c.add(float(np.abs(uv1r[ok] - target[rigid][ok]).max(initial=0)), where)
@@ -388,14 +395,14 @@ def _lidar_check(
     speed = np.linalg.norm(ctx.state["linear_velocity_w"][tick], axis=1)
     spin = np.linalg.norm(ctx.state["angular_velocity_w"][tick], axis=1)
     moving[1:] = (speed > 1e-3) | (spin > 1e-3)
-    keep = (
-        ~moving[lf[LIDAR_INSTANCE]]
+    keep = (  # weather returns (instance 0: fog, rain, snow) are not surfaces
+        ~moving[lf[LIDAR_INSTANCE]] & (lf[LIDAR_INSTANCE] > 0)
         if LIDAR_INSTANCE in lf
         else np.ones(len(lf[LIDAR_POINTS]), bool)
     )
     t_c_s = f["extrinsics_w2c"] @ lf["pose_w"]
     p_c = lf[LIDAR_POINTS][keep] @ t_c_s[:3, :3].T + t_c_s[:3, 3]
-    uv, z = project(f["K"], p_c)
+    uv, z = project(f["K"], p_c, f.get("dist_coeffs"))
     depth = f["depth_m"]
     h, w = depth.shape
     on = inside_image(uv[:, 0], uv[:, 1], w, h) & (z > ctx.near)

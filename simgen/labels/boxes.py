@@ -100,11 +100,18 @@ def box_corners(center: np.ndarray, size: np.ndarray, rotation: np.ndarray) -> n
     return np.einsum("...ij,...kj->...ki", rotation, local) + center[..., None, :]
 
 
-def project(k: np.ndarray, points_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project(
+    k: np.ndarray, points_c: np.ndarray, dist: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates (..., 2) of camera-frame points (..., 3) and their depth z (...).
 
-    Points at z <= 0 (behind the camera) get NaN coordinates.
+    Points at z <= 0 (behind the camera) get NaN coordinates. ``dist``: the camera's lens
+    distortion (OpenCV's k1, k2, p1, p2, k3; :mod:`simgen.sensors.lens`), None for a pinhole.
     """
+    if dist is not None:
+        from simgen.sensors.lens import project_distorted
+
+        return project_distorted(k, dist, points_c)
     z = points_c[..., 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         uvw = points_c @ k.T
@@ -160,8 +167,10 @@ def boxes_3d(
     object_poses_w: np.ndarray,
     t_c_w: np.ndarray,
     k: np.ndarray,
+    dist: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every object's 3D box in the world and camera frames and its projected corners.
+    """Every object's 3D box in the world and camera frames and its projected corners
+    (through the lens distortion ``dist`` when given).
 
     Returns arrays indexed by object (N, ...): ``box3d_center_w``, ``box3d_quat_wxyz_w``,
     ``box3d_center_c``, ``box3d_quat_wxyz_c``, ``box3d_size``, ``box3d_corners_c`` (N, 8, 3),
@@ -172,7 +181,7 @@ def boxes_3d(
     r_c = t_c_w[:3, :3] @ r_w
     c_c = c_w @ t_c_w[:3, :3].T + t_c_w[:3, 3]
     corners_c = box_corners(c_c, size, r_c)
-    uv, _ = project(k, corners_c)
+    uv, _ = project(k, corners_c, dist)
     return {
         "box3d_center_w": c_w,
         "box3d_quat_wxyz_w": matrices_to_quats(r_w),

@@ -36,6 +36,10 @@ class FlowView:
     pose_w_c: np.ndarray  # (4, 4) camera (OpenCV) to world
     part_poses_w: np.ndarray  # (P, 4, 4) every visual part's world pose at this frame
     near: float
+    # lens distortion (simgen.sensors.lens): the normalized ray (x, y) of every pixel, and the
+    # coefficients the projection applies; None for a pinhole camera
+    rays: np.ndarray | None = None  # (H, W, 2)
+    dist: np.ndarray | None = None  # (5,)
 
 
 @dataclass(frozen=True)
@@ -90,20 +94,32 @@ def rigid_flow(src: FlowView, dst: FlowView) -> Flow:
         return out
     v, u = idx // w, idx % w
     z = src.depth_m.ravel()[idx].astype(np.float64)
-    kinv = np.linalg.inv(src.k)
-    # camera-0 point of each pixel (rays per column / row, then gathered)
-    rx_u = kinv[0, 0] * np.arange(w) + kinv[0, 2]
-    rx_v = kinv[0, 1] * np.arange(h)
-    ry_v = kinv[1, 1] * np.arange(h) + kinv[1, 2]
-    x0 = (rx_u[u] + rx_v[v]) * z
-    y0 = ry_v[v] * z
+    if src.rays is not None:  # a distorted image: each pixel's own ray
+        rays = src.rays.reshape(-1, 2)
+        x0 = rays[idx, 0] * z
+        y0 = rays[idx, 1] * z
+    else:
+        kinv = np.linalg.inv(src.k)
+        # camera-0 point of each pixel (rays per column / row, then gathered)
+        rx_u = kinv[0, 0] * np.arange(w) + kinv[0, 2]
+        rx_v = kinv[0, 1] * np.arange(h)
+        ry_v = kinv[1, 1] * np.arange(h) + kinv[1, 2]
+        x0 = (rx_u[u] + rx_v[v]) * z
+        y0 = ry_v[v] * z
     p = part[idx]
     x1 = _move(camera, t_c1_w @ motion @ src.pose_w_c, moving, p, x0, y0, z)
     kd = dst.k
     z1 = x1[2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        u1 = (kd[0, 0] * x1[0] + kd[0, 1] * x1[1] + kd[0, 2] * z1) / z1
-        v1 = (kd[1, 1] * x1[1] + kd[1, 2] * z1) / z1
+        if dst.dist is not None:
+            from simgen.sensors.lens import distort_normalized
+
+            xd, yd = distort_normalized(x1[0] / z1, x1[1] / z1, dst.dist)
+            u1 = kd[0, 0] * xd + kd[0, 1] * yd + kd[0, 2]
+            v1 = kd[1, 1] * yd + kd[1, 2]
+        else:
+            u1 = (kd[0, 0] * x1[0] + kd[0, 1] * x1[1] + kd[0, 2] * z1) / z1
+            v1 = (kd[1, 1] * x1[1] + kd[1, 2] * z1) / z1
         front = z1 > 0
         d = np.stack([u1 - u, v1 - v], 1)
         d[~front] = 0.0

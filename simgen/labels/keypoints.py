@@ -17,12 +17,14 @@ def project_keypoints(
     object_poses_w: np.ndarray,
     keypoint_object: np.ndarray,
     position_o: np.ndarray,
+    dist: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates (K, 2) (NaN behind the camera) and camera depth (K,) of keypoints
-    ``position_o`` (K, 3) given in the frames of objects ``keypoint_object`` (K,) (0-based)."""
+    ``position_o`` (K, 3) given in the frames of objects ``keypoint_object`` (K,) (0-based);
+    ``dist``: lens distortion (None: pinhole)."""
     t = t_c_w @ object_poses_w[keypoint_object]  # (K, 4, 4): object frame -> camera
     p_c = np.einsum("kij,kj->ki", t[:, :3, :3], position_o) + t[:, :3, 3]
-    return project(k, p_c)
+    return project(k, p_c, dist)
 
 
 def keypoint_visibility(

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from simgen.errors import FieldValueError, Problem, SamplingError, SceneError, format_field_path
 from simgen.random.distributions import Choice, Distribution, SamplingContext
 from simgen.random.seeding import episode_rng, episode_seed
-from simgen.scene.schema import MAX_OBJECTS, Scene
+from simgen.scene.schema import MAX_OBJECTS, WEATHER_CLASS, Scene
 
 Path_ = tuple[str | int, ...]
 
@@ -189,7 +189,8 @@ def sample_episode(
     plans = _scatter(scene, s, data)
     selected = _scenarios(scene, s, data, base_seed, episode_index, num_episodes)
     if scene.classes is None and (scene.scatter or scene.scenarios):
-        data["classes"] = scene.class_table()[1:]  # the same table in every episode
+        # the same table in every episode ('weather' is appended by class_table itself)
+        data["classes"] = [c for c in scene.class_table()[1:] if c != WEATHER_CLASS]
     if len(data["objects"]) > MAX_OBJECTS:
         raise SamplingError(
             f"episode {episode_index} has {len(data['objects'])} objects; the limit is {MAX_OBJECTS}"

@@ -122,11 +122,15 @@ class Renderer:
     # -- scene ----------------------------------------------------------------------------------
 
     def load(self, scene: Scene, parts: list[VisualPart]) -> None:
-        """Build the render scene for one episode (meshes stay cached across episodes)."""
+        """Build the render scene for one episode (meshes stay cached across episodes).
+        Lighting and wet ground come from the scene's lighting and weather blocks
+        (docs/weather.md)."""
+        from simgen.effects.state import render_setup
+
         pr = self.pyrender
-        bg = [value(c) for c in scene.background]
+        bg, lights, parts = render_setup(scene, parts)
         ambient = np.zeros(3)
-        for light in scene.lights:
+        for light in lights:
             if isinstance(light, AmbientLight):
                 ambient += value(light.intensity) * np.array([value(c) for c in light.color[:3]])
         self.scene = pr.Scene(bg_color=[*bg[:3], 1.0], ambient_light=ambient)
@@ -144,7 +148,7 @@ class Renderer:
             self._nodes_of.setdefault(part.instance_id, []).append(node)
             self.part_instance[i + 1] = part.instance_id
         self._light_nodes = []
-        for light in scene.lights:
+        for light in lights:
             made = self._light(light)
             if made is not None:
                 self._light_nodes.append((light, self.scene.add(made[0], pose=made[1])))

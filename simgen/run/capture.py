@@ -59,6 +59,9 @@ class CaptureContext:
     labelers: dict[str, Any] = field(default_factory=dict)
     hulls: dict[str, np.ndarray] = field(default_factory=dict)  # kept across episodes
     _render_version: int = 0
+    # the weather every sensor reads at capture time (simgen.effects.state.WeatherState); the
+    # episode loop sets it from the scene, scenario events may replace it between frames
+    weather: Any = None
 
     @property
     def renderer(self) -> Renderer:
@@ -151,22 +154,29 @@ def capture(spec: SensorBase, ctx: CaptureContext, parts: Sequence[Any] = ()) ->
 
 @capture.register
 def _(spec: CameraSensor, ctx: CaptureContext, parts: Sequence[Any] = ()) -> Captured:
+    from simgen.run.camera_effects import (
+        apply_camera_effects,
+        camera_optics,
+        effects_apply,
+        render_camera,
+    )
+
     k = intrinsics_matrix(spec)
     pose_w_c = optical_pose_w(sensor_pose_w(spec, ctx.world.attachment_pose_w))
     r = ctx.sync_renderer()
-    imgs = r.render(
-        k,
-        (int(spec.resolution[0]), int(spec.resolution[1])),
-        value(spec.near),
-        value(spec.far),
-        pose_w_c,
-        rgb="rgb" in spec.outputs,
-        antialias=int(spec.antialias),
-        normals="normals" in spec.labels,
-    )
+    optics = camera_optics(spec, ctx, k)  # the lens, if any (simgen.sensors.lens)
+    imgs = render_camera(r, spec, optics, pose_w_c)
     arrays: dict[str, np.ndarray] = {}
+    static = {"K": k}
+    if optics.lens is not None:
+        static["dist_coeffs"] = optics.lens.dist.copy()
     if imgs.rgb is not None:
         arrays["rgb"] = imgs.rgb
+        if effects_apply(spec, ctx):  # weather and sensor effects; the render is rgb_clean
+            arrays["rgb"], particles = apply_camera_effects(spec, ctx, imgs, optics, pose_w_c)
+            arrays["rgb_clean"] = imgs.rgb
+            if particles is not None:
+                arrays["particle_mask"] = particles
     if "depth" in spec.outputs:
         arrays["depth_m"] = imgs.depth_m
     if "instance" in spec.outputs:
@@ -179,9 +189,13 @@ def _(spec: CameraSensor, ctx: CaptureContext, parts: Sequence[Any] = ()) -> Cap
     if spec.labels:
         from simgen.run.labeling import labeler_for
 
-        labels, ragged = labeler_for(ctx, spec).label(ctx, imgs, k, pose_w_c)
+        labels, ragged = labeler_for(ctx, spec, optics.lens).label(ctx, imgs, k, pose_w_c)
         arrays.update(labels)
-    return pose_w_c, arrays, {"K": k}, ragged
+    if ctx.params is not None and ctx.params.scene.weather is not None:
+        from simgen.effects.state import weather_arrays
+
+        arrays.update(weather_arrays(ctx.weather))
+    return pose_w_c, arrays, static, ragged
 
 
 # -- LiDAR (simgen.run.lidar_capture) -------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from simgen.effects.state import WeatherState, weather_state
 from simgen.random.sample import EpisodeParams
 from simgen.run.capture import CaptureContext, capture, capture_part, capture_plan
 from simgen.run.records import EpisodeHeader, ObjectInfo, Record, SensorFrame, StateRecord
@@ -25,6 +26,9 @@ from simgen.scene.types import vec
 from simgen.sim.assets import AssetResolver
 from simgen.sim.visuals import MeshLibrary
 from simgen.sim.world import PhysicsWorld
+
+#: ``(time, current weather) -> weather`` called at every tick (Simulator.run's ``weather``).
+WeatherHook = Callable[[float, WeatherState], WeatherState]
 
 
 @dataclass
@@ -145,10 +149,20 @@ class Simulator:
             if isinstance(rec, SensorFrame):
                 yield rec
 
-    def run(self, params: EpisodeParams, callbacks: Callbacks | None = None) -> Iterator[Record]:
+    def run(
+        self,
+        params: EpisodeParams,
+        callbacks: Callbacks | None = None,
+        *,
+        weather: WeatherHook | None = None,
+    ) -> Iterator[Record]:
         """Run one prepared episode. Yields an :class:`EpisodeHeader`, then per tick a
         :class:`StateRecord` followed by that tick's :class:`SensorFrame` s, then the
-        episode's :class:`~simgen.run.records.EpisodeEvents`."""
+        episode's :class:`~simgen.run.records.EpisodeEvents`.
+
+        The weather every sensor reads starts from the scene's ``weather`` block; scenario
+        weather events change it; ``weather(time, state)``, when given, returns the weather for
+        each tick from the current one (e.g. a fog bank rolling in; docs/weather.md)."""
         if not params.placed:
             raise ValueError(
                 "these parameters have scattered objects not yet placed: get them from "
@@ -189,6 +203,7 @@ class Simulator:
                 params=params,
                 raycaster_factory=self.raycaster,
                 hulls=self._hulls,
+                weather=weather_state(scene),
             )
             yield EpisodeHeader(
                 objects=[
@@ -208,7 +223,7 @@ class Simulator:
                 ticks_steps=tick_steps,
                 sensor_kinds={s.name: s.kind for s in scene.sensors},
             )
-            yield from self._loop(world, runtime, ctx, scene, plans, tick_steps, cb)
+            yield from self._loop(world, runtime, ctx, scene, plans, tick_steps, cb, weather)
             self.label_timings = {name: dict(lab.timings) for name, lab in ctx.labelers.items()}
             yield runtime.labels(tick_steps)
 
@@ -221,6 +236,7 @@ class Simulator:
         plans: dict[str, Any],
         tick_steps: np.ndarray,
         cb: Callbacks,
+        weather: WeatherHook | None = None,
     ) -> Iterator[Record]:
         """Step through ``[0, end)``: scenario actions and callbacks at every step, parts of
         frames that span time (LiDAR sweep sectors) at their steps, records at ticks. Without
@@ -264,6 +280,10 @@ class Simulator:
             runtime.at_tick(tick)
             yield StateRecord(tick, step, world.time, world.object_states(), world.contacts())
             ctx.poses_synced = False
+            if runtime.weather is not None:  # scenario weather events
+                ctx.weather = runtime.weather
+            if weather is not None:
+                ctx.weather = weather(world.time, ctx.weather)
             for spec in scene.sensors:
                 fk = frame_at[spec.name].get(step)
                 if fk is None:

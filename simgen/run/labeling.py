@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from simgen.render.renderer import CameraImages
     from simgen.run.capture import CaptureContext
     from simgen.run.records import SensorFrame
+    from simgen.sensors.lens import Lens
     from simgen.sim.world import PhysicsWorld
 
 #: Hulls of parts with more vertices than this are computed (fewer points to transform).
@@ -105,6 +106,7 @@ class CameraLabeler:
 
     spec: CameraSensor
     geometry: EpisodeGeometry
+    lens: Lens | None = None  # lens distortion: every label is in the distorted image
     timings: dict[str, float] = field(default_factory=dict)
     _view: FlowView | None = None  # the frame just labeled
     _held: tuple[SensorFrame, FlowView] | None = None  # waiting for its successor
@@ -123,6 +125,7 @@ class CameraLabeler:
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per-frame label arrays and ragged arrays of one rendered frame."""
         want, geo, spec = self.wants, self.geometry, self.spec
+        dist = self.lens.dist if self.lens is not None else None
         arrays: dict[str, np.ndarray] = {}
         ragged: dict[str, np.ndarray] = {}
         n = geo.num_objects
@@ -134,7 +137,7 @@ class CameraLabeler:
             center_o, size = object_boxes(
                 geo.points_p, geo.point_part, geo.part_object, ctx.part_poses_w, ctx.object_poses_w
             )
-            b3 = boxes_3d(center_o, size, ctx.object_poses_w, t_c_w, k)
+            b3 = boxes_3d(center_o, size, ctx.object_poses_w, t_c_w, k, dist)
             tight, counts = mask_boxes(imgs.instance, n)
             if "boxes" in want:
                 arrays["box2d_tight"], arrays["visible_pixels"] = tight, counts
@@ -147,7 +150,7 @@ class CameraLabeler:
                 t = time.perf_counter()
         if "keypoints" in want and len(geo.keypoint_object):
             uv, z = project_keypoints(
-                k, t_c_w, ctx.object_poses_w, geo.keypoint_object, geo.keypoint_position_o
+                k, t_c_w, ctx.object_poses_w, geo.keypoint_object, geo.keypoint_position_o, dist
             )
             arrays["keypoints_uv"] = uv.astype(np.float32)
             arrays["keypoints_visibility"] = keypoint_visibility(uv, z, imgs.depth_m, near)
@@ -160,7 +163,10 @@ class CameraLabeler:
             arrays["normals_c"] = imgs.normals_c
         if "flow" in want:
             assert imgs.part is not None
-            self._view = FlowView(imgs.part, imgs.depth_m, k, pose_w_c, ctx.part_poses_w, near)
+            rays = self.lens.rays if self.lens is not None else None
+            self._view = FlowView(
+                imgs.part, imgs.depth_m, k, pose_w_c, ctx.part_poses_w, near, rays, dist
+            )
         return arrays, ragged
 
     def _amodal(
@@ -177,15 +183,24 @@ class CameraLabeler:
         geo, spec = self.geometry, self.spec
         n = geo.num_objects
         h, w = imgs.instance.shape
+        lens = self.lens
+        # windows in the rendered (pinhole) grid: the canvas of a distorted camera
+        kr, (wr, hr) = (k, (w, h)) if lens is None else (lens.canvas_k, lens.canvas_size)
         windows: dict[int, tuple[int, int, int, int]] = {}
         for i in np.nonzero(~geo.object_is_stuff)[0]:
-            found = amodal_window(corners_c[i], k, near, w, h)
+            found = amodal_window(corners_c[i], kr, near, wr, hr)
             if found is not None:
                 windows[int(i) + 1] = found[0]
-            elif tight[i, 2] > tight[i, 0]:  # visible but its box missed: render its pixels
+            elif lens is None and tight[i, 2] > tight[i, 0]:  # visible, box missed: its pixels
                 windows[int(i) + 1] = tuple(int(x) for x in tight[i])  # type: ignore[assignment]
-        masks = ctx.renderer.render_alone(k, near, value(spec.far), pose_w_c, windows)
+        masks = ctx.renderer.render_alone(kr, near, value(spec.far), pose_w_c, windows)
         t = self._tick("amodal_render", t)
+        truncation_of: dict[int, float] = {}
+        if lens is not None:  # to the distorted image (nearest canvas pixel, like every label)
+            for inst, win in list(windows.items()):
+                windows[inst], masks[inst], truncation_of[inst] = distort_window(
+                    lens, win, masks[inst]
+                )
         box = np.zeros((n, 4), np.int32)
         pixels = np.zeros(n, np.int32)
         visibility = np.full(n, np.nan, np.float32)
@@ -196,6 +211,8 @@ class CameraLabeler:
             row = inst - 1
             box[row], pixels[row] = lab.box, lab.pixels
             visibility[row], truncation[row] = lab.visibility, lab.truncation
+            if inst in truncation_of:
+                truncation[row] = truncation_of[inst]
             if lab.pixels:
                 crops.append((inst, lab.crop))
         crops.sort(key=lambda c: c[0])
@@ -243,6 +260,49 @@ class CameraLabeler:
         return [frame]
 
 
+def distort_window(
+    lens: Lens, window: tuple[int, int, int, int], mask: np.ndarray
+) -> tuple[tuple[int, int, int, int], np.ndarray, float]:
+    """An amodal mask rendered in the canvas ``window`` of a distorted camera, resampled to the
+    output image (window, mask inside it), and its truncation: the share of the mask's canvas
+    pixels outside the region the distorted image sees."""
+    u0, v0, u1, v1 = window
+    w, h = lens.size
+    cw, ch = lens.canvas_size
+    total = int(mask.sum())
+    # canvas part of the window and what the image sees of it
+    cu0, cv0, cu1, cv1 = max(u0, 0), max(v0, 0), min(u1, cw), min(v1, ch)
+    seen = 0
+    if cu0 < cu1 and cv0 < cv1:
+        sub = mask[cv0 - v0 : cv1 - v0, cu0 - u0 : cu1 - u0]
+        seen = int((sub & lens.footprint[cv0:cv1, cu0:cu1]).sum())
+    truncation = 1.0 - seen / total if total else float("nan")
+    # output pixels whose nearest canvas pixel lies in the window: the distorted image of its
+    # border bounds them
+    t = np.linspace(0.0, 1.0, 33)
+    edge = np.concatenate(
+        [
+            np.stack([u0 - 0.5 + t * (u1 - u0), np.full_like(t, v0 - 0.5)], 1),
+            np.stack([u0 - 0.5 + t * (u1 - u0), np.full_like(t, v1 - 0.5)], 1),
+            np.stack([np.full_like(t, u0 - 0.5), v0 - 0.5 + t * (v1 - v0)], 1),
+            np.stack([np.full_like(t, u1 - 0.5), v0 - 0.5 + t * (v1 - v0)], 1),
+        ]
+    )
+    uv = lens.canvas_to_image(edge)
+    lo = np.floor(np.nanmin(uv, 0)).astype(int) - 2
+    hi = np.ceil(np.nanmax(uv, 0)).astype(int) + 3
+    a0, b0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+    a1, b1 = min(int(hi[0]), w), min(int(hi[1]), h)
+    if a0 >= a1 or b0 >= b1:
+        return (0, 0, 0, 0), np.zeros((0, 0), bool), truncation
+    src = lens.source_index[b0:b1, a0:a1]
+    su, sv = src % cw - u0, src // cw - v0
+    inside = (su >= 0) & (su < u1 - u0) & (sv >= 0) & (sv < v1 - v0)
+    out = np.zeros(src.shape, bool)
+    out[inside] = mask[sv[inside], su[inside]]
+    return (a0, b0, a1, b1), out, truncation
+
+
 def _attach(frame: SensorFrame, direction: str, flow: Flow) -> None:
     frame.arrays[f"flow_{direction}_px"] = flow.flow_px
     frame.arrays[f"flow_{direction}_status"] = flow.status
@@ -250,12 +310,12 @@ def _attach(frame: SensorFrame, direction: str, flow: Flow) -> None:
         frame.arrays["scene_flow_fwd_w"] = flow.scene_flow_w
 
 
-def labeler_for(ctx: CaptureContext, spec: CameraSensor) -> CameraLabeler:
+def labeler_for(ctx: CaptureContext, spec: CameraSensor, lens: Lens | None = None) -> CameraLabeler:
     """The camera's labeler in this episode (made on first use)."""
     lab: Any = ctx.labelers.get(spec.name)
     if lab is None:
         if ctx.geometry is None:
             ctx.geometry = EpisodeGeometry.build(ctx.world, ctx.hulls)
-        lab = CameraLabeler(spec, ctx.geometry)
+        lab = CameraLabeler(spec, ctx.geometry, lens)
         ctx.labelers[spec.name] = lab
     return lab  # type: ignore[no-any-return]

@@ -20,7 +20,7 @@ import numpy as np
 
 from simgen.geometry import invert_pose, pose_matrices, xyzw_to_wxyz
 from simgen.run.capture import CaptureContext, Captured, CapturePlan
-from simgen.run.lidar_labels import SweepLabels
+from simgen.run.lidar_labels import SweepLabels, WeatherModel, WeatherSweepLabels
 from simgen.scene.sensors import LidarSensor
 from simgen.scene.types import value
 from simgen.sensors.camera import CaptureSchedule, mount_in_parent, sensor_pose_w
@@ -262,10 +262,18 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
         raise RuntimeError(
             f"a sweep needs sectors 0..{timing.sectors - 1}, got {[p.sector for p in parts]}"
         )
+    frame = parts[0].frame if parts else 0
     sensor_w, parts_w = lidar.reader.poses(np.array([p.reads for p in ordered], np.float64))
     end_pose = lidar.reader.poses(np.array([lidar.reader.read(ctx.world)]))[0][0]
-    labels = SweepLabels(setup, lidar.geo, ctx.semantic_lut, sector_to_end(sensor_w, end_pose))
-    frame = parts[0].frame if parts else 0
+    rel = sector_to_end(sensor_w, end_pose)
+    weather = ctx.weather
+    labels: SweepLabels
+    if weather is not None and lidar_weather_active(weather):
+        labels = WeatherSweepLabels(
+            setup, lidar.geo, ctx.semantic_lut, rel, weather_model(spec, ctx, lidar.geo, frame)
+        )
+    else:
+        labels = SweepLabels(setup, lidar.geo, ctx.semantic_lut, rel)
     rngs = {k: ctx.params.rng("lidar", spec.name, frame, k) for k in ("dropout", "weak", "range")}
 
     def draw() -> None:  # per ray, while the threads trace
@@ -293,4 +301,59 @@ def finish_sweep(spec: LidarSensor, ctx: CaptureContext, parts: Sequence[Any]) -
         "column_sector": timing.column_sector.copy(),
         "sector_time_offset": timing.sector_time.astype(np.float64),
     }
+    if ctx.params.scene.weather is not None:
+        from simgen.effects.state import weather_arrays
+
+        arrays.update(weather_arrays(weather))
     return end_pose, arrays, static, ragged
+
+
+# -- weather (simgen.effects.lidar_weather; docs/weather.md) ------------------------------------
+
+
+def lidar_weather_active(weather: Any) -> bool:
+    return bool(weather.extinction_per_m > 0 or weather.has_particles or weather.wet_ground > 0)
+
+
+def _ground_parts(ctx: CaptureContext, weather: Any) -> np.ndarray:
+    """(P,) bool: visual parts of the objects that get wet."""
+    from simgen.effects.wet import is_ground
+
+    key = ("lidar_ground", weather.ground_classes)
+    if key not in ctx.cache:
+        objects = ctx.world.scene.objects
+        ctx.cache[key] = np.array(
+            [
+                is_ground(
+                    objects[p.instance_id - 1].kind,
+                    objects[p.instance_id - 1].class_name,
+                    weather.ground_classes,
+                )
+                for p in ctx.world.visual_parts
+            ],
+            bool,
+        )
+    out: np.ndarray = ctx.cache[key]
+    return out
+
+
+def weather_model(
+    spec: LidarSensor, ctx: CaptureContext, geo: EpisodeGeometry, frame: int
+) -> WeatherModel:
+    """The weather of this sweep, as the label pass needs it."""
+    from simgen.effects.lidar_weather import BeamOptics
+    from simgen.effects.wet import wet_albedo
+    from simgen.scene.schema import WEATHER_CLASS
+
+    assert ctx.params is not None
+    ws = ctx.weather
+    refl = geo.part_reflectivity[:-1].astype(np.float64)
+    if ws.wet_ground > 0:
+        refl = np.where(_ground_parts(ctx, ws), wet_albedo(refl, ws.wet_ground), refl)
+    return WeatherModel(
+        state=ws,
+        reflectivity=refl,
+        optics=BeamOptics(value(spec.beam_divergence_mrad) * 1e-3, value(spec.beam_diameter_m)),
+        weather_class=ctx.params.scene.class_table().index(WEATHER_CLASS),
+        rng=lambda chunk, kind: ctx.params.rng("weather", spec.name, frame, kind, chunk),
+    )

@@ -17,7 +17,10 @@ Formulas and conventions: docs/lidar.md; array layout: docs/dataset-format.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,7 +76,13 @@ class SweepLabels:
         of clean and noisy returns.
 
         ``I = min(1, rho cos(theta) exp(-2 alpha R) (R_ref / R)^2)``; a miss has rho = 0."""
-        m, c = self.model, self.model.channels
+        ch = self._detect(ch)
+        return self._images_and_noise(ch)
+
+    def _detect(self, ch: Chunk) -> Chunk:
+        """Fill ``inten`` and ``valid`` of the chunk's rays; returns the chunk (a subclass may
+        return a changed one, e.g. with weather returns)."""
+        m = self.model
         inten = self.inten[ch.a : ch.b]
         np.take(self.refl, ch.part, out=inten, mode="wrap")  # part -1 (miss) reads the 0
         inten *= ch.cos
@@ -91,6 +100,11 @@ class SweepLabels:
             np.greater_equal(ch.part, 0, out=valid)
         if m.min_range > 0:
             valid &= ch.t >= F32(m.min_range)
+        return ch
+
+    def _images_and_noise(self, ch: Chunk) -> tuple[Chunk, int, int]:
+        m, c = self.model, self.model.channels
+        inten, valid = self.inten[ch.a : ch.b], self.valid[ch.a : ch.b]
         # range images: each row computed in firing order, then copied transposed (C, columns)
         cols = slice(ch.c0, ch.c1)
         self.range_image[:, cols] = (ch.t * valid).reshape(-1, c).T
@@ -212,3 +226,94 @@ def _scaled_dirs(dirs_cols: np.ndarray, i: np.ndarray, r: np.ndarray, out: np.nd
     for k in range(3):
         np.take(dirs_cols[k], i, out=tmp, mode="clip")
         np.multiply(tmp, r, out=out[:, k])
+
+
+# -- weather ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeatherModel:
+    """What the label pass needs of a sweep's weather (simgen.effects; docs/weather.md)."""
+
+    state: Any  # simgen.effects.state.WeatherState
+    reflectivity: np.ndarray  # (P,) float64 per visual part, wet ground applied
+    optics: Any  # simgen.effects.lidar_weather.BeamOptics
+    weather_class: int  # class id of 'weather' returns
+    rng: Callable[[int, str], np.random.Generator]  # (chunk index, kind) -> generator
+
+
+class WeatherSweepLabels(SweepLabels):
+    """:class:`SweepLabels` under fog, rain, snow or wet ground: each beam returns the strongest
+    of its hard target (attenuated two ways by the total extinction), the fog's backscatter and
+    the particles along it (Hahner et al. 2021, 2022; simgen.effects.lidar_weather). Weather
+    returns have instance 0, class ``weather`` and cos incidence 1; they are drawn per chunk
+    from the chunk's own streams, so a sweep is the same whatever thread labels which chunk."""
+
+    def __init__(
+        self,
+        setup: LidarSetup,
+        geo: EpisodeGeometry,
+        semantic_lut: np.ndarray,
+        rel: np.ndarray | None,
+        weather: WeatherModel,
+    ) -> None:
+        super().__init__(setup, geo, semantic_lut, rel)
+        self.w = weather
+        p = geo.part_instance.shape[0] - 1  # the weather pseudo-part sits before the miss entry
+        self.weather_part = p
+        self.inst = np.concatenate([geo.part_instance[:p], [0, 0]]).astype(np.uint16)
+        self.sem = np.concatenate(
+            [semantic_lut[geo.part_instance[:p]], [weather.weather_class, 0]]
+        ).astype(np.uint16)
+
+    def _detect(self, ch: Chunk) -> Chunk:
+        from simgen.effects.lidar_weather import (
+            BACKSCATTER_PER_EXTINCTION,
+            sample_particle_returns,
+            strongest_returns,
+        )
+        from simgen.sensors.lidar import intensity
+
+        m, ws = self.model, self.w.state
+        hit = ch.part >= 0
+        t = ch.t.astype(np.float64)
+        hard_range = np.where(hit, t, np.inf)
+        alpha = m.attenuation + ws.extinction_per_m
+        hard_i = np.zeros(t.shape[0])
+        hard_i[hit] = intensity(
+            self.w.reflectivity[ch.part[hit]], ch.cos[hit], t[hit], alpha, m.reference_range
+        )
+        common = {
+            "alpha": alpha,
+            "r_ref": m.reference_range,
+            "threshold": m.threshold,
+            "r_min": m.min_range,
+            "r_max": m.max_range,
+        }
+        particles = [
+            sample_particle_returns(
+                dsd, hard_range, self.w.optics, rng=self.w.rng(ch.index, dsd.kind), **common
+            )
+            for dsd in (ws.rain, ws.snow)
+            if not dsd.empty
+        ]
+        chosen = strongest_returns(
+            hard_range,
+            hard_i,
+            fog_beta=BACKSCATTER_PER_EXTINCTION * ws.fog_extinction_per_m,
+            particles=particles,
+            rng=self.w.rng(ch.index, "fog"),
+            **common,
+        )
+        got = chosen.range_m > 0
+        is_w = got & chosen.is_weather
+        part = np.where(got, np.where(is_w, self.weather_part, ch.part), -1).astype(ch.part.dtype)
+        new = dataclasses.replace(
+            ch,
+            t=np.where(got, chosen.range_m, ch.t).astype(F32),
+            part=part,
+            cos=np.where(is_w, F32(1.0), np.where(got, ch.cos, F32(0.0))).astype(F32),
+        )
+        self.inten[ch.a : ch.b] = np.where(got, np.minimum(chosen.intensity, 1.0), 0.0)
+        self.valid[ch.a : ch.b] = got
+        return new

@@ -108,6 +108,17 @@ class _CameraFault:
     fixed: dict[Any, Any]  # what stays fixed while the fault lasts (blob, dead pixels)
 
 
+#: Keys of a weather action and the weather-state field each sets.
+WEATHER_ACTION_KEYS = {
+    "fog_density": "fog_extinction_per_m",  # 1/m
+    "fog_extinction_per_m": "fog_extinction_per_m",
+    "visibility_m": "visibility_m",
+    "rain_mm_h": "rain_mm_h",
+    "snow_mm_h": "snow_mm_h",
+    "wet_ground": "wet_ground",
+    "cloud_cover": "cloud_cover",
+}
+
 _LIGHT_PATH = re.compile(r"^lights\[(\d+)\]\.(intensity|color)$")
 
 
@@ -139,8 +150,22 @@ class ScenarioRuntime:
         self._spawnable = {o.name: o for o in spawnable_objects(params.scene)}
         for name in self._spawnable:
             world.deactivate(name)
-        self.lights = list(params.scene.lights)
-        self.background = tuple(value(c) for c in params.scene.background)
+        # the weather every sensor reads (simgen.effects.state.WeatherState; None without a
+        # weather block); weather events change it, durative ones restore it when they end
+        self.weather: Any = None
+        if params.scene.weather is not None:
+            from simgen.effects.state import weather_state
+
+            self.weather = weather_state(params.scene)
+        self._weather_restore: dict[int, list[Any]] = defaultdict(list)
+        # the lights and background the renderer draws (a lighting block adds 'sky' and 'sun'
+        # before the scene's own lights; scene light i is render light i + offset)
+        from simgen.effects.state import render_setup
+
+        bg, render_lights, _ = render_setup(params.scene, [])
+        self.lights = list(render_lights)
+        self._light_offset = len(self.lights) - len(params.scene.lights)
+        self.background = tuple(float(c) for c in bg)
         self.render_version = 0
         self._tops: dict[str, float] = {}
         self.frame_names: list[str] = []
@@ -160,6 +185,8 @@ class ScenarioRuntime:
         for light_index, old in self._restore.pop(s, []):
             self.lights[light_index] = old
             self.render_version += 1
+        for old_weather in self._weather_restore.pop(s, []):
+            self.weather = old_weather
         for scenario, e in self._timeline.pop(s, []):
             self.fire(scenario, e.name, e.action, s, value(e.duration), "timeline")
         for scenario, t in self._delayed.pop(s, []):
@@ -242,8 +269,11 @@ class ScenarioRuntime:
             self._light(ev, p, durative)
         elif kind == "weather":
             hook = getattr(self.registry, "weather", None)
+            values = {k: value(v) for k, v in p.items()}
             if hook is not None:
-                hook(ActionContext(self, ev.start_step, ev), **{k: value(v) for k, v in p.items()})
+                hook(ActionContext(self, ev.start_step, ev), **values)
+            else:
+                self._weather(ev, values, durative)
         elif kind == "camera_fault":
             self._camera_faults.append(_CameraFault(ev, p, {}))
         elif kind == "lidar_fault":
@@ -255,9 +285,29 @@ class ScenarioRuntime:
                 )
             self.registry.get_action(p.name)(ActionContext(self, ev.start_step, ev), **p.args)
 
+    def _weather(self, ev: FiredEvent, values: dict[str, float], durative: bool) -> None:
+        """Change the weather state (docs/scenarios.md: the keys of a weather action)."""
+        if self.weather is None:
+            raise SimulationError(
+                f"weather event {ev.name!r} needs a weather block in the scene "
+                "(e.g. `weather: {preset: clear}`)"
+            )
+        changes: dict[str, float] = {}
+        for key, v in values.items():
+            if key not in WEATHER_ACTION_KEYS:
+                raise SimulationError(
+                    f"weather event {ev.name!r}: unknown key {key!r}; "
+                    f"allowed: {', '.join(sorted(WEATHER_ACTION_KEYS))}"
+                )
+            changes[WEATHER_ACTION_KEYS[key]] = v
+        old = self.weather
+        self.weather = old.with_(**changes)
+        if durative:
+            self._weather_restore[ev.end_step].append(old)
+
     def _light(self, ev: FiredEvent, p: spec.LightParams, durative: bool) -> None:
         if isinstance(p.light, int):
-            i = p.light
+            i = p.light + self._light_offset
         else:
             i = next(k for k, li in enumerate(self.lights) if li.name == p.light)
         old = self.lights[i]
@@ -343,7 +393,7 @@ class ScenarioRuntime:
         m = _LIGHT_PATH.match(name)
         if m is None:  # pragma: no cover - the scene validator allows only these
             raise SimulationError(f"per_frame value at {name} cannot change between frames")
-        i, field = int(m.group(1)), m.group(2)
+        i, field = int(m.group(1)) + self._light_offset, m.group(2)
         self.lights[i] = act.light_values(
             self.lights[i], v if field == "intensity" else None, v if field == "color" else None
         )

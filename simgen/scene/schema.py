@@ -17,9 +17,13 @@ from simgen.scene.objects import ClassName, SceneObject, UrdfObject
 from simgen.scene.placement import Constraint, Randomization, Scatter
 from simgen.scene.sensors import Sensor
 from simgen.scene.types import Color, PosNum, Strict_, Vec3, value
+from simgen.scene.weather import Lighting, Weather
 
 SCHEMA_VERSION = 1
 BACKGROUND_CLASS = "background"
+#: Class of LiDAR returns from fog, rain and snow; last in the class table of scenes with weather.
+WEATHER_CLASS = "weather"
+DEFAULT_BACKGROUND = (0.55, 0.65, 0.8)
 MAX_OBJECTS = 1000
 MAX_DURATION_S = 3600.0
 
@@ -73,10 +77,22 @@ class Scene(Strict_):
         description="classes that are amorphous regions ('stuff': floor, walls, road) rather "
         "than countable things; default: the classes used only by plane objects",
     )
-    background: Color = Field(default=(0.55, 0.65, 0.8), description="sky / clear color")
+    background: Color | None = Field(
+        default=None,
+        description="sky / clear color; default: the lighting block's sky, else [0.55, 0.65, 0.8]",
+    )
     simulation: Simulation = Simulation()
     objects: list[SceneObject] = Field(default_factory=list, max_length=MAX_OBJECTS)
-    lights: list[Light] = Field(default_factory=_default_lights)
+    lights: list[Light] = Field(
+        default_factory=_default_lights,
+        description="default: ambient + directional sun, or none when a lighting block is given",
+    )
+    lighting: Lighting | None = Field(
+        default=None, description="sun and sky (docs/weather.md); adds to 'lights'"
+    )
+    weather: Weather | None = Field(
+        default=None, description="fog, rain, snow, wet ground for every sensor (docs/weather.md)"
+    )
     sensors: list[Sensor] = Field(default_factory=list)
     # Randomization and scenarios (docs/randomization.md, docs/scenarios.md)
     scatter: list[Scatter] = Field(
@@ -121,6 +137,13 @@ class Scene(Strict_):
         )
         return new
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lighting_replaces_default_lights(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("lighting") is not None and "lights" not in data:
+            return {**data, "lights": []}
+        return data
+
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Scene:
         _unique([o.name for o in self.objects], "objects", "object")
@@ -147,6 +170,16 @@ class Scene(Strict_):
                 )
             if BACKGROUND_CLASS in self.classes:
                 raise FieldValueError(("classes",), "'background' is implicit (id 0); remove it")
+            if WEATHER_CLASS in self.classes:
+                raise FieldValueError(
+                    ("classes",), "'weather' is reserved for LiDAR returns of fog, rain and snow"
+                )
+        for i, o in enumerate(self.objects):
+            if o.class_name == WEATHER_CLASS:
+                raise FieldValueError(
+                    ("objects", i, "class"),
+                    "class 'weather' is reserved for LiDAR returns of fog, rain and snow",
+                )
         if self.stuff is not None:
             _unique(self.stuff, "stuff", "class")
             table = self.class_table()
@@ -161,12 +194,13 @@ class Scene(Strict_):
 
     def stuff_classes(self) -> set[str]:
         """Names of the 'stuff' classes (see the ``stuff`` field); the rest are 'things'."""
+        weather = {WEATHER_CLASS} if self.weather is not None else set()
         if self.stuff is not None:
-            return set(self.stuff)
+            return set(self.stuff) | weather
         kinds: dict[str, set[str]] = {}
         for o in self.objects:
             kinds.setdefault(o.class_name, set()).add(o.kind)
-        return {c for c, k in kinds.items() if k == {"plane"}}
+        return {c for c, k in kinds.items() if k == {"plane"}} | weather
 
     def class_is_stuff(self) -> list[bool]:
         """Per class id (index into :meth:`class_table`): is it a 'stuff' class? (background: no)"""
@@ -175,17 +209,19 @@ class Scene(Strict_):
 
     def class_table(self) -> list[str]:
         """Class names by id: index 0 is 'background', then the scene's classes (objects in
-        order of first appearance, then those of scattered and spawned objects)."""
+        order of first appearance, then those of scattered and spawned objects), then 'weather'
+        (LiDAR returns of fog, rain and snow) when the scene has a weather block."""
         from simgen.scenario.checks import extra_classes
 
+        weather = [WEATHER_CLASS] if self.weather is not None else []
         if self.classes is not None:
-            return [BACKGROUND_CLASS, *self.classes]
+            return [BACKGROUND_CLASS, *self.classes, *weather]
         seen: list[str] = []
         for o in self.objects:
             if o.class_name not in seen:
                 seen.append(o.class_name)
         seen.extend(c for c in extra_classes(self) if c not in seen)
-        return [BACKGROUND_CLASS, *seen]
+        return [BACKGROUND_CLASS, *seen, *weather]
 
 
 def _unique(names: list[str], where: str, what: str) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from simgen.errors import FieldValueError
+from simgen.scene.effects import CameraEffects, Distortion
 from simgen.scene.objects import Name
 from simgen.scene.types import (
     Attachment,
@@ -131,6 +132,15 @@ class CameraSensor(SensorBase):
         default=1,
         description="samples per pixel of the RGB image (multisampling); labels are never blended",
     )
+    distortion: Distortion | None = Field(
+        default=None,
+        description="Brown-Conrady lens distortion (OpenCV's model) of every image and label map",
+    )
+    effects: CameraEffects | None = Field(
+        default=None,
+        description="sensor model: exposure, motion blur, vignetting, chromatic aberration, "
+        "noise, JPEG (docs/weather.md); the clean render is stored as rgb_clean",
+    )
 
     @model_validator(mode="after")
     def _clip(self) -> CameraSensor:
@@ -224,6 +234,12 @@ class LidarSensor(SensorBase):
     )
     detection_threshold: UnitNum = Field(
         default=2e-4, description="returns with a lower normalized intensity are not detected"
+    )
+    beam_divergence_mrad: PosNum = Field(
+        default=3.0, description="full-angle beam divergence, mrad (weather particle returns)"
+    )
+    beam_diameter_m: PosNum = Field(
+        default=0.01, description="beam diameter at the exit aperture, m (weather particle returns)"
     )
     noise: LidarNoise = LidarNoise()
 

@@ -8,7 +8,7 @@ Layout::
                                                  or farther than 65.535 m)
     OUT/<camera>/instance/<episode>_<frame>.png  16-bit instance ids (0 = background)
     OUT/<camera>/semantic/<episode>_<frame>.png  16-bit class ids
-    OUT/<camera>/cameras.jsonl             per frame: stem, episode, frame, time, K, pose_w
+    OUT/<camera>/cameras.jsonl             per frame: stem, episode, frame, time, K, pose_w (+ dist_coeffs)
     OUT/<lidar>/points/<episode>_<frame>.ply     binary PLY (x, y, z in the sensor frame,
                                                  intensity and instance when stored), when
                                                  the dataset has LiDAR
@@ -107,7 +107,7 @@ def _camera(ep: Episode, cam: str, folder: Path) -> int:
     have = set(ep.fields(cam))
     kinds = {k: v for k, v in IMAGES.items() if k in have}
     mkdirs(*(folder / v for v in kinds.values()))
-    fields = [*kinds, "time", "K", "pose_w"]
+    fields = [*kinds, "time", "K", "pose_w", *(["dist_coeffs"] if "dist_coeffs" in have else [])]
     with (folder / "cameras.jsonl").open("a") as meta:
         for k in range(ep.num_frames(cam)):
             f = ep.frame(cam, k, fields=fields)
@@ -123,6 +123,8 @@ def _camera(ep: Episode, cam: str, folder: Path) -> int:
                 "K": f["K"],
                 "pose_w": f["pose_w"],
             }
+            if "dist_coeffs" in f:  # OpenCV (k1, k2, p1, p2, k3) of a distorted camera
+                row["dist_coeffs"] = f["dist_coeffs"]
             meta.write(json.dumps(row, default=json_default) + "\n")
     return ep.num_frames(cam)
 

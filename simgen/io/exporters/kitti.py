@@ -161,6 +161,12 @@ def export_kitti(
                     ["rgb", "box3d_center_c", "box2d_tight"],
                     "KITTI needs RGB and boxes: add 'boxes' to the camera's labels",
                 )
+                if "dist_coeffs" in ep.fields(cam):
+                    raise DatasetError(
+                        f"camera {cam!r} has lens distortion, which KITTI's calibration cannot "
+                        "express; export it as coco, yolo or folders, or render without "
+                        "'distortion'"
+                    )
                 kid = f"{summary.frames:06d}"
                 ids.append(kid)
                 write_png(dirs["image_2"] / f"{kid}.png", f["rgb"])

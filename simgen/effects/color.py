@@ -1,0 +1,99 @@
+"""Color: display encoding and color temperature (pure numpy).
+
+Every radiometric effect works on *linear* RGB (proportional to radiance), never on the 8-bit
+values the renderer stores. The renderer (pyrender's shader) encodes linear radiance with a pure
+power law, ``v = L^(1/2.2)``; :func:`decode` and :func:`encode` invert and redo exactly that
+(close to, but not exactly, the piecewise sRGB curve of IEC 61966-2-1), through lookup tables.
+Primaries are those of sRGB / Rec. 709 (D65 white).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+#: The renderer's display gamma (pyrender's ``mesh.frag``: ``pow(color, 1 / 2.2)``).
+DISPLAY_GAMMA = 2.2
+#: The square root of linear values is quantized to this many levels before the encoding lookup
+#: (fine steps near black; the 8-bit result matches the exact formula but for rounding ties).
+_LINEAR_LEVELS = 16384
+
+#: Linear sRGB (D65) from CIE XYZ, IEC 61966-2-1.
+XYZ_TO_SRGB = np.array(
+    [
+        [3.2406, -1.5372, -0.4986],
+        [-0.9689, 1.8758, 0.0415],
+        [0.0557, -0.2040, 1.0570],
+    ]
+)
+#: Relative luminance of linear sRGB (the Y row of the inverse matrix).
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
+
+
+def display_decode(v: np.ndarray) -> np.ndarray:
+    """Encoded values in [0, 1] (colors as written in scene files and images) -> linear."""
+    return np.clip(np.asarray(v, np.float64), 0.0, None) ** DISPLAY_GAMMA
+
+
+def display_encode(v: np.ndarray) -> np.ndarray:
+    """Linear values -> encoded values in [0, 1]."""
+    return np.clip(np.asarray(v, np.float64), 0.0, 1.0) ** (1.0 / DISPLAY_GAMMA)
+
+
+@lru_cache(maxsize=1)
+def _decode_lut() -> np.ndarray:
+    return display_decode(np.arange(256) / 255.0).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _encode_lut() -> np.ndarray:
+    root = np.arange(_LINEAR_LEVELS) / (_LINEAR_LEVELS - 1)
+    return np.round(display_encode(root * root) * 255.0).astype(np.uint8)
+
+
+def decode(image_u8: np.ndarray) -> np.ndarray:
+    """uint8 image (H, W[, 3]) -> float32 linear in [0, 1]."""
+    import cv2
+
+    return cv2.LUT(np.ascontiguousarray(image_u8), _decode_lut())
+
+
+def encode(linear: np.ndarray) -> np.ndarray:
+    """float linear image -> uint8 (values outside [0, 1] clip)."""
+    import cv2
+
+    q = cv2.sqrt(np.clip(np.asarray(linear, np.float32), 0.0, 1.0))
+    q *= np.float32(_LINEAR_LEVELS - 1)
+    q += np.float32(0.5)
+    return np.take(_encode_lut(), q.astype(np.uint16))
+
+
+def planckian_xy(kelvin: float) -> tuple[float, float]:
+    """CIE 1931 chromaticity (x, y) of a black body at ``kelvin`` (1667..25000 K), from the
+    cubic-spline approximation of the Planckian locus by Kim et al. (2002), as given in
+    US patent 7,024,034 and on the CIE-cited Wikipedia page "Planckian locus"."""
+    t = float(kelvin)
+    if not 1667.0 <= t <= 25000.0:
+        raise ValueError(f"color temperature {t} K outside 1667..25000 K")
+    if t <= 4000.0:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+    else:
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+    if t <= 2222.0:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif t <= 4000.0:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    return x, y
+
+
+def color_temperature_rgb(kelvin: float) -> np.ndarray:
+    """(3,) linear sRGB color of a black body at ``kelvin``, scaled so its largest component is
+    1 (xyY with Y = 1 -> XYZ -> linear sRGB; negative components, outside the sRGB gamut below
+    about 1900 K, are clipped to 0)."""
+    x, y = planckian_xy(kelvin)
+    xyz = np.array([x / y, 1.0, (1.0 - x - y) / y])
+    rgb = np.maximum(XYZ_TO_SRGB @ xyz, 0.0)
+    return rgb / rgb.max()
