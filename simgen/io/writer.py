@@ -72,8 +72,10 @@ class DatasetWriter:
         overwrite: bool = False,
         compression: dict[str, Any] | None = None,
         extra_attrs: dict[str, Any] | None = None,
+        durable: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.durable = durable  # fsync the file (and its folder) before and after the rename
         self.tmp = _partial_path(self.path)
         self.compression = DEFAULT_COMPRESSION if compression is None else compression
         if self.path.exists() and not overwrite:
@@ -88,6 +90,7 @@ class DatasetWriter:
         self.scene = scene
         self.base_seed = base_seed
         self.episodes: list[int] = []
+        self.complete = True  # the root attribute ``complete`` written on a normal close
         self._write_root(extra_attrs or {})
 
     def _write_root(self, extra: dict[str, Any]) -> None:
@@ -137,6 +140,25 @@ class DatasetWriter:
             params.episode_index, n_frames, time.perf_counter() - t0, raw, writer.frame_counts
         )
 
+    def copy_episode(self, group: h5py.Group) -> None:
+        """Copy a complete episode group from another simgen file. HDF5 copies the stored
+        (compressed) chunks as they are, so this costs I/O only."""
+        index = int(group.attrs["episode_index"])
+        name = episode_group_name(index)
+        if not group.attrs.get("complete", False):
+            raise OutputError(f"episode {index} in {group.file.filename} is incomplete")
+        if name in self.file["episodes"]:
+            raise OutputError(f"episode {index} was already written")
+        group.file.copy(group, self.file["episodes"], name=name)
+        self.episodes.append(index)
+
+    def link_episode(self, index: int, file: str) -> None:
+        """Present episode ``index`` of ``file`` (a path relative to this file's folder) here
+        through an HDF5 external link, so this file reads as if it held the episode."""
+        name = episode_group_name(index)
+        self.file["episodes"][name] = h5py.ExternalLink(file, f"/episodes/{name}")
+        self.episodes.append(index)
+
     def set_attr(self, key: str, value: Any) -> None:
         """Set a root attribute (provenance known only after rendering, e.g. the GL renderer)."""
         self.file.attrs[key] = value
@@ -149,14 +171,18 @@ class DatasetWriter:
         try:
             if ok:
                 self.file.attrs["num_episodes"] = len(self.episodes)
-                self.file.attrs["complete"] = True
+                self.file.attrs["complete"] = self.complete
                 self.file.flush()
             self.file.close()
         finally:
             self.file = None  # type: ignore[assignment]
         if ok:
             try:
+                if self.durable:
+                    _fsync(self.tmp)
                 os.replace(self.tmp, self.path)
+                if self.durable:
+                    _fsync(self.path.parent)
             except OSError as e:
                 raise OutputError(f"cannot move {self.tmp} to {self.path}: {e}") from None
         else:
@@ -167,6 +193,15 @@ class DatasetWriter:
 
     def __exit__(self, exc_type: Any, *rest: object) -> None:
         self.close(ok=exc_type is None)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's) data to the storage device."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _shuffle_deflate(arr: np.ndarray, level: int, shuffle: bool) -> bytes:
