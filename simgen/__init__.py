@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from simgen.io.reader import Dataset
     from simgen.run.episode import Simulator
     from simgen.run.records import Record, SensorFrame
+    from simgen.run.stream import EpisodeStream
 
 
 def episode(
@@ -77,8 +78,17 @@ def frames(
             yield rec
 
 
+def stream(scene: Scene, seed: int = 0, **options: Any) -> EpisodeStream:
+    """Frames rendered on the fly in worker processes, for training without files: an iterable
+    of dicts (arrays plus episode index, episode seed, base seed), in episode order; a PyTorch
+    ``IterableDataset`` when torch is installed. See :func:`simgen.run.stream.stream`."""
+    from simgen.run.stream import stream as _stream
+
+    return _stream(scene, seed=seed, **options)
+
+
 def open_dataset(path: Any) -> Dataset:
-    """Open a dataset written by ``simgen render`` for reading."""
+    """Open a dataset written by ``simgen render`` (a file or a dataset directory)."""
     from simgen.io.reader import Dataset
 
     return Dataset(path)
@@ -93,6 +103,10 @@ def __getattr__(name: str) -> Any:
         from simgen.run.batch import render_dataset
 
         return render_dataset
+    if name == "render_directory":
+        from simgen.run.scale import render_directory
+
+        return render_directory
     raise AttributeError(f"module 'simgen' has no attribute {name!r}")
 
 
@@ -126,5 +140,8 @@ __all__ = [
     "load_scene",
     "open_dataset",
     "parse_scene",
+    "render_dataset",
+    "render_directory",
     "sample_episode",
+    "stream",
 ]

@@ -13,6 +13,7 @@ and keeps meshes uploaded across episodes (keyed by geometry and appearance).
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ from simgen.scene.lights import AmbientLight, DirectionalLight, PointLight, Spot
 from simgen.scene.schema import Scene
 from simgen.scene.types import value, vec
 from simgen.sim.visuals import VisualPart
+
+#: Memory the renderer may keep for meshes not used in the current episode (see
+#: Renderer._trim_mesh_cache).
+MESH_CACHE_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,9 @@ class Renderer:
         self.one_pass = one_pass  # RGB and labels in one pass when not multisampling
         self.pyrender = import_pyrender(gl)
         self._offscreen: Any = None
-        self._mesh_cache: dict[tuple[Any, ...], Any] = {}
+        # key -> (pyrender mesh, bytes, episode it was last used in); see _trim_mesh_cache
+        self._mesh_cache: OrderedDict[tuple[Any, ...], tuple[Any, int, int]] = OrderedDict()
+        self._episode = 0
         self._texture_cache: dict[str, Any] = {}
         self.scene: Any = None
         self._part_nodes: list[Any] = []
@@ -124,6 +131,7 @@ class Renderer:
             if isinstance(light, AmbientLight):
                 ambient += value(light.intensity) * np.array([value(c) for c in light.color[:3]])
         self.scene = pr.Scene(bg_color=[*bg[:3], 1.0], ambient_light=ambient)
+        self._episode += 1
         self._part_nodes = []
         self._seg_map = {}
         self._label_ids: dict[Any, float] = {}
@@ -138,6 +146,7 @@ class Renderer:
             if made is not None:
                 self._light_nodes.append((light, self.scene.add(made[0], pose=made[1])))
         self._camera_node = None
+        self._trim_mesh_cache()
 
     def _light(self, light: Any) -> tuple[Any, np.ndarray] | None:
         pr = self.pyrender
@@ -180,11 +189,26 @@ class Renderer:
 
     def _mesh(self, part: VisualPart) -> Any:
         key = (part.key, part.appearance)
-        hit = self._mesh_cache.get(key)
-        if hit is None:
-            hit = self._make_mesh(part)
-            self._mesh_cache[key] = hit
-        return hit
+        hit = self._mesh_cache.pop(key, None)
+        mesh = self._make_mesh(part) if hit is None else hit[0]
+        size = _mesh_bytes(mesh) if hit is None else hit[1]
+        self._mesh_cache[key] = (mesh, size, self._episode)  # now the most recently used
+        return mesh
+
+    def _trim_mesh_cache(self) -> None:
+        """Keep every mesh of this episode; of the others, the most recently used up to
+        ``MESH_CACHE_BYTES``. Geometry sampled anew each episode (a random size or scale) so
+        never piles up, while the meshes of a fixed scene stay uploaded. Evicted meshes leave
+        the GL context at the next render (pyrender deletes buffers of meshes not in the scene).
+        """
+        kept = sum(size for _, size, _ in self._mesh_cache.values())
+        for key in list(self._mesh_cache):  # least recently used first
+            if kept <= MESH_CACHE_BYTES:
+                break
+            _, size, used = self._mesh_cache[key]
+            if used != self._episode:
+                del self._mesh_cache[key]
+                kept -= size
 
     def _make_mesh(self, part: VisualPart) -> Any:
         pr = self.pyrender
@@ -268,6 +292,20 @@ class Renderer:
         finally:
             self._offscreen._platform.make_uncurrent()
         return CameraImages(rgb=color, depth_m=depth, instance=ids.astype(np.uint16))
+
+
+def _mesh_bytes(mesh: Any) -> int:
+    """Approximate memory of a pyrender mesh: its vertex, index and texture arrays."""
+    total = 0
+    for prim in mesh.primitives:
+        for name in ("positions", "normals", "tangents", "texcoord_0", "color_0", "indices"):
+            arr = getattr(prim, name, None)
+            total += int(getattr(arr, "nbytes", 0))
+        mat = prim.material
+        for tex_name in ("baseColorTexture", "normalTexture", "metallicRoughnessTexture"):
+            tex = getattr(mat, tex_name, None)
+            total += int(getattr(getattr(tex, "source", None), "nbytes", 0))
+    return total
 
 
 def _gl_string(GL: Any, name: int) -> str:

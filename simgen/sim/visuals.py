@@ -44,26 +44,34 @@ class VisualPart:
 
 @dataclass
 class MeshLibrary:
-    """Loads mesh files once and hands out shared (read-only) copies. Owned by a worker."""
+    """Loads mesh files once and hands out shared (read-only) copies. Owned by a worker.
+
+    Files are cached as loaded (unscaled), keyed by path; a scaled variant is a transformed
+    copy made on each request and not cached, so a scale sampled anew every episode does not
+    grow the cache (the number of entries is bounded by the number of distinct files)."""
 
     max_entries: int = 256
-    _cache: dict[tuple[str, tuple[float, ...]], tuple[trimesh.Trimesh, ...]] = field(
-        default_factory=dict
-    )
+    _cache: dict[str, tuple[trimesh.Trimesh, ...]] = field(default_factory=dict)
 
     def load(
         self, path: Path, scale: np.ndarray | tuple[float, float, float]
     ) -> tuple[trimesh.Trimesh, ...]:
-        s = tuple(float(x) for x in np.broadcast_to(np.asarray(scale, dtype=float), (3,)))
-        key = (str(path), s)
+        s = np.broadcast_to(np.asarray(scale, dtype=float), (3,))
+        key = str(path)
         hit = self._cache.get(key)
-        if hit is not None:
+        if hit is None:
+            hit = tuple(_load_meshes(path, np.ones(3)))
+            if len(self._cache) >= self.max_entries:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = hit
+        if np.allclose(s, 1.0):
             return hit
-        meshes = tuple(_load_meshes(path, np.array(s)))
-        if len(self._cache) >= self.max_entries:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = meshes
-        return meshes
+        scaled = []
+        for m in hit:
+            g = m.copy()
+            g.apply_transform(np.diag([*s, 1.0]))
+            scaled.append(g)
+        return tuple(scaled)
 
     def __len__(self) -> int:
         return len(self._cache)
