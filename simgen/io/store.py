@@ -70,7 +70,8 @@ class EpisodeRecord:
     worker: int
     attempt: int
     file: str = ""  # relative to the directory
-    bytes_raw: int = 0
+    bytes_raw: int = 0  # uncompressed size of its arrays
+    bytes_stored: int = 0  # size of its part file (compressed)
     host: str = ""
 
     @classmethod
@@ -200,6 +201,7 @@ class DatasetDirectory:
         self._lock_fd = lock_fd
         self._last_checkpoint = 0.0
         self._checkpoint_cost = 0.0
+        self._backend = ""  # the GL renderer of the first episode, for the index
         self.next_attempt = 1 + max(
             [*self._attempts_on_disk(), *(r.attempt for r in manifest.episodes.values())],
             default=0,
@@ -401,13 +403,14 @@ class DatasetDirectory:
             w.complete = m.complete
 
     def _render_backend(self) -> str:
-        for r in sorted(self.manifest.episodes.values(), key=lambda r: r.index):
-            try:
-                with h5py.File(self.path / r.file, "r") as f:
-                    return str(f.attrs.get("render_backend", ""))
-            except OSError:
-                continue
-        return ""
+        for r in sorted(self.manifest.episodes.values(), key=lambda r: r.index)[:1]:
+            if not self._backend:
+                try:
+                    with h5py.File(self.path / r.file, "r") as f:
+                        self._backend = str(f.attrs.get("render_backend", ""))
+                except OSError:
+                    pass
+        return self._backend
 
 
 def _now() -> str:

@@ -29,7 +29,7 @@ from simgen.sim.visuals import VisualPart
 
 #: Memory the renderer may keep for meshes not used in the current episode (see
 #: Renderer._trim_mesh_cache).
-MESH_CACHE_BYTES = 32 << 20
+MESH_CACHE_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Renderer:
         # key -> (pyrender mesh, bytes, episode it was last used in); see _trim_mesh_cache
         self._mesh_cache: OrderedDict[tuple[Any, ...], tuple[Any, int, int]] = OrderedDict()
         self._episode = 0
-        self._texture_cache: dict[str, Any] = {}
+        self._texture_cache: dict[str, Any] = {}  # file path or image digest -> texture
         self.scene: Any = None
         self._part_nodes: list[Any] = []
         self._seg_map: dict[Any, tuple[int, int, int]] = {}
@@ -219,7 +219,10 @@ class Renderer:
             image = getattr(getattr(m.visual, "material", None), "image", None)
             has_uv = getattr(m.visual, "uv", None) is not None
             if app.use_mesh_visuals and (image is not None or np.allclose(app.color_rgba, 1.0)):
-                prims.extend(pr.Mesh.from_trimesh(m, smooth=smooth and image is None).primitives)
+                made = pr.Mesh.from_trimesh(m, smooth=smooth and image is None).primitives
+                for prim in made:
+                    self._share_texture(prim.material)
+                prims.extend(made)
                 continue
             tex = None
             if app.texture is not None and has_uv:
@@ -236,6 +239,20 @@ class Renderer:
                 plain.visual = _plain_visual(m)
             prims.extend(pr.Mesh.from_trimesh(plain, material=material, smooth=smooth).primitives)
         return pr.Mesh(primitives=prims)
+
+    def _share_texture(self, material: Any) -> None:
+        """Use one texture object per distinct image, so that meshes of the same file (say,
+        at another scale) share it: it is uploaded once and stays in the GL context."""
+        tex = getattr(material, "baseColorTexture", None)
+        if tex is None or tex.source is None:
+            return
+        import hashlib
+
+        src = np.ascontiguousarray(tex.source)
+        key = f"image:{src.shape}:{hashlib.sha1(src.tobytes()).hexdigest()}"
+        shared = self._texture_cache.setdefault(key, tex)
+        if shared is not tex:
+            material.baseColorTexture = shared
 
     def _texture(self, path: str) -> Any:
         tex = self._texture_cache.get(path)
@@ -295,16 +312,13 @@ class Renderer:
 
 
 def _mesh_bytes(mesh: Any) -> int:
-    """Approximate memory of a pyrender mesh: its vertex, index and texture arrays."""
+    """Approximate memory of a pyrender mesh: its vertex and index arrays (textures are shared
+    between meshes and kept apart, one per image)."""
     total = 0
     for prim in mesh.primitives:
         for name in ("positions", "normals", "tangents", "texcoord_0", "color_0", "indices"):
             arr = getattr(prim, name, None)
             total += int(getattr(arr, "nbytes", 0))
-        mat = prim.material
-        for tex_name in ("baseColorTexture", "normalTexture", "metallicRoughnessTexture"):
-            tex = getattr(mat, tex_name, None)
-            total += int(getattr(getattr(tex, "source", None), "nbytes", 0))
     return total
 
 

@@ -89,7 +89,12 @@ class RayBackend:
         self.spec = spec
         self._owns = False
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            # actors report errors in their results; their own output stays in Ray's logs
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": "WARNING",
+            }
             if address:
                 kwargs["address"] = address
             else:

@@ -33,7 +33,8 @@ from simgen.scene.schema import Scene
 
 BACKENDS = ("local", "ray")
 DEFAULT_RETRIES = 2
-DEFAULT_MERGE_EVERY = 256
+DEFAULT_MERGE_EVERY = 256  # a worker merges its parts into a shard every N episodes...
+MERGE_BYTES = 2 << 30  # ... or when its parts reach this size (bounds shard size, merge time)
 POLL_S = 0.5
 
 
@@ -326,7 +327,10 @@ class _Driver:
                 continue
             if s.merge_failed:
                 batch: list[EpisodeRecord] = []
-            elif len(s.parts) >= self.merge_every:
+            elif (
+                len(s.parts) >= self.merge_every
+                or sum(p.bytes_stored for p in s.parts) >= MERGE_BYTES
+            ):
                 batch = list(s.parts)
             elif not self.pending:  # no more episodes for this worker: merge what it has
                 batch = s.parts + self.orphans

@@ -211,7 +211,10 @@ class RenderWorker:
         # the record stored in the part lacks the commit (close, fsync, rename); the
         # manifest gets the full time
         total = time.perf_counter() - t0
-        return replace(record, seconds=total, write_s=max(0.0, total - produce[0]))
+        stored = (self.root / name).stat().st_size
+        return replace(
+            record, seconds=total, write_s=max(0.0, total - produce[0]), bytes_stored=stored
+        )
 
     def merge(self, records: list[EpisodeRecord]) -> MergeOutcome:
         """Copy the episodes of ``records`` (part files) into a new shard of this worker."""
