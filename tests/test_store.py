@@ -163,3 +163,13 @@ def test_egl_device_for_an_assigned_gpu() -> None:
     assert choose_egl_device([None, None], [1])[0] == 1
     assert choose_egl_device([None], [3])[0] is None
     assert choose_egl_device([0], []) == (None, "no GPU assigned")
+
+
+def test_single_file_output_refuses_parallel_options(tmp_path: Path) -> None:
+    from tests.test_cli import simgen
+
+    for extra in (["-j", "2"], ["--resume"], ["--backend", "ray"]):
+        r = simgen("render", "scenes/tabletop.yaml", "-o", str(tmp_path / "x.h5"), *extra)
+        assert r.returncode == 2, r.stderr
+        assert "only for dataset directories" in r.stderr and "Traceback" not in r.stderr
+    assert not list(tmp_path.iterdir())

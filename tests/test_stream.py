@@ -71,7 +71,8 @@ def test_torch_iterable_dataset_splits_episodes_over_loader_workers() -> None:
     scene = scene_from(SCENE)
     ds = simgen.stream(scene, seed=2, episodes=4, sensors=["cam"])
     assert isinstance(ds, IterableDataset)
-    loader = DataLoader(ds, batch_size=3, num_workers=2)
+    # spawn: a process that holds a GL context (this test session does) must not fork
+    loader = DataLoader(ds, batch_size=3, num_workers=2, multiprocessing_context="spawn")
     batches = list(loader)
     indices = sorted(int(i) for b in batches for i in b["episode_index"])
     assert indices == sorted([0, 1, 2, 3] * 3)  # 3 frames per episode, each episode once
