@@ -173,3 +173,24 @@ def test_single_file_output_refuses_parallel_options(tmp_path: Path) -> None:
         assert r.returncode == 2, r.stderr
         assert "only for dataset directories" in r.stderr and "Traceback" not in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_after_a_merge_only_the_merged_parts_are_deleted(tmp_path: Path) -> None:
+    """A part committed while another worker's merge is being recorded (its result not yet
+    processed by the driver) must survive the clean-up of the merged parts."""
+    scene = scene_from(SCENE)
+    out = tmp_path / "ds"
+    with DatasetDirectory.open(out, scene, 3, resume=False, overwrite=False) as d:
+        a = d.allocate_attempt()
+        merged_part = write_part(out, scene, 3, 0, 0, a)
+        d.commit(merged_part)
+        shard = merge_parts(out, [merged_part], d.shard_name(0, a, 0), scene, 3)
+        in_flight = write_part(out, scene, 3, 1, 1, a + 1)  # committed, not yet reported
+        for r in shard:
+            d.commit(r)
+        d.checkpoint(scene, force=True)
+        d.drop_parts([merged_part.file])
+        assert not (out / merged_part.file).exists()
+        assert (out / in_flight.file).exists()
+        d.reconcile_parts()  # once the workers are stopped, unreported parts are adopted
+        assert d.manifest.episodes[1].file == in_flight.file

@@ -285,7 +285,7 @@ class DatasetDirectory:
 
     def _scan(self) -> None:
         """Reconcile the manifest with the committed files on disk (after a crash they may be
-        ahead of it); delete ``.partial`` leftovers and parts that a shard already holds."""
+        ahead of it) and delete ``.partial`` leftovers. Only while no worker runs."""
         for sub in (PARTS, SHARDS):
             for f in (self.path / sub).glob("*.partial"):
                 f.unlink(missing_ok=True)
@@ -299,21 +299,34 @@ class DatasetDirectory:
                 for r in read_records(shard):
                     r.file = rel
                     eps[r.index] = r  # a shard wins over a part of the same episode
+        self.manifest.episodes = eps
+        self.reconcile_parts()
+
+    def reconcile_parts(self) -> None:
+        """Adopt committed parts the manifest does not know (their episode is not recorded) and
+        delete those whose episode is recorded in another file (merged, or a duplicate).
+        Only while no worker runs: a part being committed right now would look unknown."""
+        eps = self.manifest.episodes
+        used = {r.file for r in eps.values()}
         for part in sorted((self.path / PARTS).glob("*.h5")):
             rel = f"{PARTS}/{part.name}"
-            if rel not in known and rel not in {r.file for r in eps.values()}:
-                for r in read_records(part):
-                    r.file = rel
-                    eps.setdefault(r.index, r)
-        self.manifest.episodes = eps
-        self.drop_unreferenced_parts()
-
-    def drop_unreferenced_parts(self) -> None:
-        """Delete part files no manifest record points at (merged into a shard, or duplicates)."""
-        used = {r.file for r in self.manifest.episodes.values()}
-        for part in (self.path / PARTS).glob("*.h5"):
-            if f"{PARTS}/{part.name}" not in used:
+            if rel in used:
+                continue
+            recs = read_records(part)
+            if all(r.index in eps for r in recs):
                 part.unlink(missing_ok=True)
+                continue
+            for r in recs:
+                r.file = rel
+                eps.setdefault(r.index, r)
+            used.add(rel)
+
+    def drop_parts(self, files: list[str]) -> None:
+        """Delete the given part files, which a shard now holds (after a checkpoint)."""
+        used = {r.file for r in self.manifest.episodes.values()}
+        for rel in files:
+            if rel.startswith(PARTS + "/") and rel not in used:
+                (self.path / rel).unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._lock_fd >= 0:

@@ -182,6 +182,7 @@ class RayBackend:
         self.pending.clear()
         if self._owns:
             self.ray.shutdown()
+            self._owns = False
 
 
 def _first_line(e: BaseException) -> str:

@@ -181,14 +181,16 @@ def render_directory(
         try:
             if be is not None:
                 driver.run(n)
+                be.close()
+            store.reconcile_parts()  # the workers are stopped: no commit is in flight
             _merge_leftovers(store, scene, summary, emit)
         finally:
             if be is not None:
                 be.close()
             summary.seconds = time.perf_counter() - t0
             store.end_session({"seconds": round(summary.seconds, 3), "rendered": summary.rendered})
+            store.reconcile_parts()
             store.checkpoint(scene, force=True)
-            store.drop_unreferenced_parts()
         summary.complete = store.manifest.complete
         summary.failed = sorted(store.manifest.failed.values(), key=lambda f: f.index)
         summary.bytes_on_disk = sum(
@@ -219,7 +221,7 @@ def _merge_leftovers(
     for r in records:
         store.commit(r)
     store.checkpoint(scene, force=True)
-    store.drop_unreferenced_parts()
+    store.drop_parts([r.file for r in leftovers])
     emit(RunEvent("merged", {"worker": None, "shard": name, "episodes": len(records)}))
 
 
@@ -438,9 +440,10 @@ class _Driver:
         if s is not None:
             s.parts = [p for p in s.parts if p.index not in merged]
         self.orphans = [p for p in self.orphans if p.index not in merged]
-        # the index must point at the shard before the parts go
+        # the index must point at the shard before the parts go; only the merged parts go
+        # (a part committed this instant, not yet reported, must stay)
         self.store.checkpoint(self.scene, force=True)
-        self.store.drop_unreferenced_parts()
+        self.store.drop_parts([r.file for r in o.requested])
         self.emit(
             RunEvent(
                 "merged",
