@@ -2,7 +2,7 @@
 local process pool and Ray (local instance), in one run.
 
 Reports per configuration: episodes/hour end to end (worker start-up included) and steady
-(from the first committed episode to the last), frames/s, and the writer's share of worker
+(each worker's rate from its first committed episode to its last, summed), frames/s, and the writer's share of worker
 time (writing, waiting for compression, checksum, commit and merging into shards, over all the
 workers' episode time). Then parallel efficiency (2-worker throughput over twice the 1-worker
 throughput) and Ray's overhead relative to the local pool. Every run's content checksums are
@@ -39,11 +39,11 @@ def run_one(scene, out: Path, episodes: int, workers: int, backend: str, lp: int
         os.environ.pop("LP_NUM_THREADS", None)
     else:
         os.environ["LP_NUM_THREADS"] = str(lp)
-    commits: list[float] = []
+    commits: dict[int, list[float]] = {}  # worker -> commit times
 
     def on_event(e: RunEvent) -> None:
         if e.kind == "episode":
-            commits.append(time.perf_counter())
+            commits.setdefault(e.data["worker"], []).append(time.perf_counter())
 
     s = render_directory(
         scene,
@@ -55,7 +55,12 @@ def run_one(scene, out: Path, episodes: int, workers: int, backend: str, lp: int
         overwrite=True,
         on_event=on_event,
     )
-    steady = (len(commits) - 1) / (commits[-1] - commits[0]) * 3600 if len(commits) > 1 else 0.0
+    # steady: each worker's rate between its first and last commit (start-up excluded), summed
+    steady = sum(
+        (len(t) - 1) / (t[-1] - t[0]) * 3600
+        for t in commits.values()
+        if len(t) > 1 and t[-1] > t[0]
+    )
     import json
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -66,7 +71,7 @@ def run_one(scene, out: Path, episodes: int, workers: int, backend: str, lp: int
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=6)
+    ap.add_argument("--episodes", type=int, default=8)
     ap.add_argument("--scenes", nargs="+", default=["street", "tabletop"])
     ap.add_argument("--resolution", default=None, help="override cameras, WxH")
     ap.add_argument("--no-ray", action="store_true")

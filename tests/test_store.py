@@ -168,6 +168,8 @@ def test_egl_device_for_an_assigned_gpu() -> None:
 def test_single_file_output_refuses_parallel_options(tmp_path: Path) -> None:
     from tests.test_cli import simgen
 
+    r = simgen("render", "scenes/tabletop.yaml", "-o", str(tmp_path / "d"), "--address", "auto")
+    assert r.returncode == 2 and "for --backend ray" in r.stderr, r.stderr
     for extra in (["-j", "2"], ["--resume"], ["--backend", "ray"]):
         r = simgen("render", "scenes/tabletop.yaml", "-o", str(tmp_path / "x.h5"), *extra)
         assert r.returncode == 2, r.stderr

@@ -9,6 +9,7 @@ worker, many workers or a Ray cluster must produce the same digest for every epi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import h5py
@@ -42,20 +43,50 @@ def _update_attrs(h: Any, obj: h5py.HLObject) -> None:
         _update_value(h, obj.attrs[key])
 
 
-def _update_dataset(h: Any, ds: h5py.Dataset) -> None:
-    h.update(f"{np.dtype(ds.dtype).str}{ds.shape}:".encode())
+def array_hasher() -> Any:
+    """The hash of one dataset's values (see :func:`dataset_hash`)."""
+    return hashlib.sha256()
+
+
+def update_rows(h: Any, rows: np.ndarray, dtype: np.dtype) -> None:
+    """Feed rows (stored as ``dtype``) to a dataset's hasher, as :func:`dataset_hash` reads them."""
+    a = np.ascontiguousarray(rows, dtype=np.dtype(dtype).newbyteorder("<"))
+    h.update(a.tobytes())
+
+
+def frame_digest(frame: np.ndarray, dtype: np.dtype) -> bytes:
+    """SHA-256 of one frame of a per-frame dataset (computed where the frame is compressed)."""
+    a = np.ascontiguousarray(frame, dtype=np.dtype(dtype).newbyteorder("<"))
+    return hashlib.sha256(a.tobytes()).digest()
+
+
+def dataset_hash(ds: h5py.Dataset) -> str:
+    """SHA-256 (hex) of a dataset's values: of the little-endian bytes in C order (strings:
+    lengths and UTF-8); for ``per_frame`` datasets, of the SHA-256 of each frame in order (so
+    a writer can hash frames in its compression threads). Equal to what the writer computes."""
+    h = array_hasher()
     if ds.ndim == 0 or ds.dtype.kind == "O" or ds.shape[0] == 0:
         _update_value(h, ds[()])
-        return
+        return h.hexdigest()
+    per_frame = ds.attrs.get("layout") in ("per_frame", b"per_frame")
     row = max(1, int(np.prod(ds.shape[1:])) * ds.dtype.itemsize)
     step = max(1, _SLAB_BYTES // row)
     for start in range(0, ds.shape[0], step):
-        a = np.ascontiguousarray(ds[start : start + step])
-        h.update(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+        rows = ds[start : start + step]
+        if per_frame:
+            for frame in rows:
+                h.update(frame_digest(frame, ds.dtype))
+        else:
+            update_rows(h, rows, ds.dtype)
+    return h.hexdigest()
 
 
-def episode_digest(group: h5py.Group) -> str:
-    """SHA-256 (hex) of an episode group: every attribute and array, in sorted path order."""
+def episode_digest(group: h5py.Group, known: Mapping[str, str] | None = None) -> str:
+    """SHA-256 (hex) of an episode group: every attribute and array, in sorted path order.
+
+    ``known`` maps dataset names (absolute HDF5 paths) to their :func:`dataset_hash`, computed
+    while writing, so those arrays need not be read back and decompressed."""
+    known = known or {}
     h = hashlib.sha256()
     _update_attrs(h, group)
     names: list[str] = []
@@ -65,5 +96,7 @@ def episode_digest(group: h5py.Group) -> str:
         h.update(b"\n" + name.encode() + b"\n")
         _update_attrs(h, obj)
         if isinstance(obj, h5py.Dataset):
-            _update_dataset(h, obj)
+            h.update(f"{np.dtype(obj.dtype).str}{obj.shape}:".encode())
+            inner = known.get(obj.name)
+            h.update((inner or dataset_hash(obj)).encode())
     return h.hexdigest()

@@ -22,6 +22,7 @@ import numpy as np
 
 from simgen import __version__
 from simgen.errors import OutputError
+from simgen.io.digest import array_hasher, frame_digest, update_rows
 from simgen.io.layout import FORMAT_NAME, FORMAT_VERSION, conventions_json, episode_group_name
 from simgen.random.sample import EpisodeParams
 from simgen.run.records import EpisodeHeader, Record, SensorFrame, StateRecord
@@ -90,6 +91,8 @@ class DatasetWriter:
         self.scene = scene
         self.base_seed = base_seed
         self.episodes: list[int] = []
+        # hashes of the last episode's streamed arrays (simgen.io.digest.dataset_hash), by name
+        self.array_hashes: dict[str, str] = {}
         self.complete = True  # the root attribute ``complete`` written on a normal close
         self._write_root(extra_attrs or {})
 
@@ -135,6 +138,7 @@ class DatasetWriter:
             writer.abort()
             raise
         g.attrs["complete"] = True
+        self.array_hashes = writer.array_hashes()
         self.episodes.append(params.episode_index)
         return EpisodeSummary(
             params.episode_index, n_frames, time.perf_counter() - t0, raw, writer.frame_counts
@@ -204,6 +208,13 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _encode_frame(
+    arr: np.ndarray, level: int, shuffle: bool, dtype: np.dtype
+) -> tuple[bytes, bytes]:
+    """(compressed chunk, frame digest) of one frame: both in a compression thread."""
+    return _shuffle_deflate(arr, level, shuffle), frame_digest(arr, dtype)
+
+
 def _shuffle_deflate(arr: np.ndarray, level: int, shuffle: bool) -> bytes:
     """Encode one chunk exactly as HDF5's shuffle + deflate filters would."""
     a = np.ascontiguousarray(arr)
@@ -223,11 +234,12 @@ class _EpisodeWriter:
         self.compression = compression
         self._direct = compression.get("compression") == "gzip"
         self._pool = ThreadPoolExecutor(COMPRESS_THREADS) if self._direct else None
-        self._pending: deque[tuple[h5py.Dataset, int, Future[bytes]]] = deque()
+        self._pending: deque[tuple[h5py.Dataset, int, Future[tuple[bytes, bytes]]]] = deque()
         self.states: list[StateRecord] = []
         self.frame_counts: dict[str, int] = {}
         self.raw_bytes = 0
         self._ragged_len: dict[tuple[str, str], int] = {}
+        self._hashes: dict[str, Any] = {}  # dataset name -> hasher of the rows appended so far
 
     def add(self, rec: Record) -> None:
         if isinstance(rec, EpisodeHeader):
@@ -270,6 +282,17 @@ class _EpisodeWriter:
         ds.attrs["layout"] = "per_frame"
         return ds
 
+    def _hasher(self, ds: h5py.Dataset) -> Any:
+        h = self._hashes.get(ds.name)
+        if h is None:
+            h = self._hashes[ds.name] = array_hasher()
+        return h
+
+    def array_hashes(self) -> dict[str, str]:
+        """Hashes of the arrays written by appending rows (frames, ragged points), by name:
+        a checksum of the episode need not read them back."""
+        return {name: h.hexdigest() for name, h in self._hashes.items()}
+
     def _append(self, parent: h5py.Group, key: str, value: np.ndarray) -> None:
         ds = self._dataset(parent, key, value)
         n = ds.shape[0]
@@ -277,16 +300,19 @@ class _EpisodeWriter:
         self.raw_bytes += value.nbytes
         if self._pool is not None and ds.compression == "gzip" and ds.chunks == (1, *value.shape):
             level = int(ds.compression_opts)
-            fut = self._pool.submit(_shuffle_deflate, value.copy(), level, bool(ds.shuffle))
+            fut = self._pool.submit(_encode_frame, value.copy(), level, bool(ds.shuffle), ds.dtype)
             self._pending.append((ds, n, fut))
             while len(self._pending) > MAX_PENDING_CHUNKS:
                 self._drain_one()
         else:
             ds[n] = value
+            self._hasher(ds).update(frame_digest(value, ds.dtype))
 
     def _drain_one(self) -> None:
-        ds, n, fut = self._pending.popleft()
-        ds.id.write_direct_chunk((n,) + (0,) * (ds.ndim - 1), fut.result())
+        ds, n, fut = self._pending.popleft()  # in order: frame digests are chained in order
+        chunk, digest = fut.result()
+        ds.id.write_direct_chunk((n,) + (0,) * (ds.ndim - 1), chunk)
+        self._hasher(ds).update(digest)
 
     def _drain(self) -> None:
         while self._pending:
@@ -332,6 +358,7 @@ class _EpisodeWriter:
             )
         ds, off = sg[key], sg[f"{key}_offsets"]
         n = ds.shape[0]
+        update_rows(self._hasher(ds), arr, ds.dtype)
         ds.resize(n + arr.shape[0], axis=0)
         ds[n:] = arr
         k = off.shape[0]

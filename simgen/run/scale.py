@@ -138,6 +138,11 @@ def render_directory(
         raise SimgenError(f"--workers must be at least 1, got {workers}")
     if gpus_per_worker < 0:
         raise SimgenError("--gpus-per-worker must be >= 0")
+    if backend == "local" and (address or gpus_per_worker > 0):
+        raise SimgenError(
+            "--address and --gpus-per-worker are for --backend ray (local workers render on "
+            "EGL device $EGL_DEVICE_ID, default 0)"
+        )
     requested = sorted(set(episodes))
     if not requested:
         raise SimgenError("no episodes to render")

@@ -191,7 +191,8 @@ class RenderWorker:
         ) as w:
             summary = w.write_episode(params, _timed(self.sim.run(params), produce))
             w.set_attr("render_backend", json.dumps(self.sim.render_backend()))
-            digest = episode_digest(w.file["episodes"][episode_group_name(index)])
+            group = w.file["episodes"][episode_group_name(index)]
+            digest = episode_digest(group, known=w.array_hashes)
             so_far = time.perf_counter() - t0
             record = EpisodeRecord(
                 index=index,
