@@ -471,7 +471,13 @@ class _Driver:
             )
         )
         if not s.ready:
-            raise SimgenError(f"worker {msg.worker} could not start: {msg.reason}")
+            hint = (
+                " (from a Python script, call render_directory under "
+                '`if __name__ == "__main__":`; spawned workers import the main module)'
+                if self.be is not None and self.be.name == "local"
+                else ""
+            )
+            raise SimgenError(f"worker {msg.worker} could not start: {msg.reason}{hint}")
         if s.task is not None and s.task[0] == "merge":
             self.orphans.extend(s.task[1])  # its own parts and the orphans it was merging
         else:
