@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from simgen.io.reader import Dataset
     from simgen.run.episode import Callbacks, Simulator
     from simgen.run.records import Record, SensorFrame
+    from simgen.run.stream import EpisodeStream
 
 
 def episode(
@@ -109,8 +110,17 @@ def frames(
             yield rec
 
 
+def stream(scene: Scene, seed: int = 0, **options: Any) -> EpisodeStream:
+    """Frames rendered on the fly in worker processes, for training without files: an iterable
+    of dicts (arrays plus episode index, episode seed, base seed), in episode order; a PyTorch
+    ``IterableDataset`` when torch is installed. See :func:`simgen.run.stream.stream`."""
+    from simgen.run.stream import stream as _stream
+
+    return _stream(scene, seed=seed, **options)
+
+
 def open_dataset(path: Any) -> Dataset:
-    """Open a dataset written by ``simgen render`` for reading."""
+    """Open a dataset written by ``simgen render`` (a file or a dataset directory)."""
     from simgen.io.reader import Dataset
 
     return Dataset(path)
@@ -133,6 +143,10 @@ def __getattr__(name: str) -> Any:
         from simgen.run.prepare import prepare_episode
 
         return prepare_episode
+    if name == "render_directory":
+        from simgen.run.scale import render_directory
+
+        return render_directory
     raise AttributeError(f"module 'simgen' has no attribute {name!r}")
 
 
@@ -177,5 +191,7 @@ __all__ = [
     "parse_scene",
     "prepare_episode",
     "render_dataset",
+    "render_directory",
     "sample_episode",
+    "stream",
 ]

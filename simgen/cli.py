@@ -39,7 +39,10 @@ def user_errors(fn: F) -> F:
             console.print("[bold red]error:[/]", _escape(str(e)), highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/]: nothing half-written was left behind")
+            console.print(
+                "[yellow]interrupted[/]: nothing half-written was left behind "
+                "(a dataset directory continues with --resume)"
+            )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -73,11 +76,21 @@ def _parse_resolution(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
+SINGLE_FILE_SUFFIXES = (".h5", ".hdf5")
+EXIT_EPISODES_FAILED = 3
+
+
 @app.command()
 @user_errors
 def render(
     scene_file: Path = typer.Argument(..., help="scene file (YAML)"),
-    out_path: Path = typer.Option(..., "--out", "-o", help="output dataset file (.h5)"),
+    out_path: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="output: a dataset directory (parallel, resumable), or a file ending in .h5 "
+        "(one worker, written whole)",
+    ),
     episodes: int = typer.Option(
         None,
         "--episodes",
@@ -93,12 +106,97 @@ def render(
         help="render only this episode index (same bytes as in a full run of --episodes N)",
     ),
     resolution: str = typer.Option(None, "--resolution", help="override every camera, WxH"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
     asset_root: list[Path] = typer.Option(
         [], "--asset-root", help="extra folder assets may be read from (repeatable)"
     ),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        "-j",
+        min=1,
+        help="parallel workers (default: the cores of this machine, or the Ray cluster's slots)",
+    ),
+    backend: str = typer.Option("local", "--backend", help="local (processes) or ray"),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster to join ('auto' or host:port); default: start one"
+    ),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", min=0.0, help="GPU share per Ray worker (fractions allowed)"
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue an interrupted run: keep finished episodes, redo the rest"
+    ),
+    retries: int = typer.Option(
+        2, "--retries", min=0, help="extra attempts for a failed episode before it is recorded"
+    ),
+    log_json: bool = typer.Option(
+        False, "--log-json", help="progress as JSON lines on stdout (for clusters and scripts)"
+    ),
 ) -> None:
-    """Render episodes of a scene into a dataset."""
+    """Render episodes of a scene into a dataset (a directory, or one .h5 file)."""
+    from simgen.scene.loader import load_scene
+    from simgen.sensors.camera import scene_with_resolution
+
+    scene = load_scene(scene_file)
+    res = _parse_resolution(resolution)
+    if res is not None:
+        scene = scene_with_resolution(scene, *res)
+    indices = [episode] if episode is not None else list(range(episodes or 1))
+    total = episodes if episode is not None else len(indices)  # the dataset's size
+    if out_path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        extra = [
+            flag
+            for flag, used in (
+                ("--workers > 1", (workers or 1) > 1),
+                ("--backend ray", backend != "local"),
+                ("--resume", resume),
+                ("--address", address is not None),
+                ("--gpus-per-worker", gpus_per_worker > 0),
+            )
+            if used
+        ]
+        if extra:
+            raise SimgenError(
+                f"{', '.join(extra)}: only for dataset directories; {out_path} is a single .h5 "
+                "file (written by one worker). Give --out a folder name, e.g. "
+                f"{out_path.with_suffix('')}"
+            )
+        _render_file(scene, out_path, indices, seed, overwrite, asset_root, log_json, total)
+        return
+    _render_directory(
+        scene,
+        out_path,
+        indices,
+        seed,
+        dict(
+            workers=workers,
+            backend=backend,
+            address=address,
+            gpus_per_worker=gpus_per_worker,
+            resume=resume,
+            overwrite=overwrite,
+            retries=retries,
+            asset_roots=tuple(asset_root),
+            num_episodes=total,
+        ),
+        log_json,
+    )
+
+
+def _render_file(
+    scene: Any,
+    out_path: Path,
+    indices: list[int],
+    seed: int,
+    overwrite: bool,
+    asset_root: list[Path],
+    log_json: bool,
+    total: int | None = None,
+) -> None:
+    """One worker, in this process, into one HDF5 file that appears when the run completes."""
+    import time
+
     from rich.progress import (
         BarColumn,
         Progress,
@@ -108,16 +206,9 @@ def render(
     )
 
     from simgen.run.batch import render_dataset
-    from simgen.scene.loader import load_scene
-    from simgen.sensors.camera import scene_with_resolution
 
-    scene = load_scene(scene_file)
-    res = _parse_resolution(resolution)
-    if res is not None:
-        scene = scene_with_resolution(scene, *res)
-    indices = [episode] if episode is not None else list(range(episodes or 1))
-    total = episodes if episode is not None else len(indices)
     frames = 0
+    t0 = time.perf_counter()
     with Progress(
         TextColumn("[bold]rendering[/]"),
         BarColumn(),
@@ -127,17 +218,25 @@ def render(
         TimeRemainingColumn(),
         console=console,
         transient=not sys.stderr.isatty(),
+        disable=log_json,
     ) as progress:
         task = progress.add_task("render", total=len(indices), fps="-")
-        import time
-
-        t0 = time.perf_counter()
 
         def on_episode(ep: Any) -> None:
             nonlocal frames
             frames += ep.frames
             fps = frames / max(time.perf_counter() - t0, 1e-9)
             progress.update(task, advance=1, fps=f"{fps:.1f}")
+            if log_json:
+                _json_line(
+                    {
+                        "event": "episode",
+                        "index": ep.index,
+                        "frames": ep.frames,
+                        "seconds": round(ep.seconds, 4),
+                        "frames_per_s": round(fps, 3),
+                    }
+                )
 
         summary = render_dataset(
             scene,
@@ -149,11 +248,74 @@ def render(
             on_episode=on_episode,
             num_episodes=total,
         )
+    if log_json:
+        _json_line(
+            {
+                "event": "finished",
+                "path": str(summary.path),
+                "episodes": len(summary.episodes),
+                "frames": summary.frames,
+                "seconds": summary.seconds,
+                "bytes_on_disk": summary.bytes_on_disk,
+                "complete": True,
+                "failed": [],
+            }
+        )
+        return
     out.print(
         f"wrote [bold]{summary.path}[/]: {len(summary.episodes)} episodes, {summary.frames} frames "
         f"in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s), "
         f"{summary.bytes_on_disk / 1e6:.1f} MB"
     )
+
+
+def _render_directory(
+    scene: Any,
+    out_path: Path,
+    indices: list[int],
+    seed: int,
+    options: dict[str, Any],
+    log_json: bool,
+) -> None:
+    """Parallel workers into a dataset directory; exit code 3 when some episodes failed."""
+    import contextlib
+
+    from simgen.run.progress import JsonLines, ProgressBar
+    from simgen.run.scale import render_directory
+
+    reporter = JsonLines() if log_json else ProgressBar(console)
+    with reporter if isinstance(reporter, ProgressBar) else contextlib.nullcontext(reporter):
+        summary = render_directory(
+            scene, out_path, episodes=indices, seed=seed, on_event=reporter, **options
+        )
+    if not log_json:
+        rendered = (
+            f"{summary.rendered} rendered now, {summary.done_before} kept"
+            if summary.done_before
+            else f"{summary.rendered} episodes"
+        )
+        out.print(
+            f"wrote [bold]{_escape(str(summary.path))}[/]: {rendered}, {summary.frames} frames in "
+            f"{summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s) with "
+            f"{summary.workers} {summary.backend} workers, {summary.bytes_on_disk / 1e6:.1f} MB"
+            + ("" if summary.complete else " [yellow](incomplete)[/]"),
+            highlight=False,
+        )
+        for f in summary.failed:
+            out.print(
+                f"[red]failed[/] episode {f.index} (seed {f.seed}, {f.attempts} attempts): "
+                f"{_escape(f.error)}",
+                highlight=False,
+            )
+        if summary.failed:
+            out.print(f"{len(summary.failed)} episodes failed; --resume retries them")
+    if summary.failed:
+        raise typer.Exit(EXIT_EPISODES_FAILED)
+
+
+def _json_line(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+    sys.stdout.flush()
 
 
 @app.command()

@@ -44,7 +44,14 @@ def summarize(path: str | Path) -> dict[str, Any]:
             fields = ", ".join(f"{k} {v}" for k, v in sorted(s["fields"].items()))
             rows.append((f"sensor {name}", f"{s['kind']}, {s['frames']} frames: {fields}"))
         rows.append(("frames", str(total_frames)))
-        rows.append(("size", f"{p.stat().st_size / 1e6:.2f} MB"))
+        size = (
+            sum(f.stat().st_size for f in p.rglob("*.h5") if f.is_file())
+            if p.is_dir()
+            else p.stat().st_size
+        )
+        if ds.is_directory:
+            rows.insert(1, ("layout", "directory (index.h5 + shards)"))
+        rows.append(("size", f"{size / 1e6:.2f} MB"))
     return {"rows": rows, "frames": total_frames, "sensors": sensors}
 
 

@@ -15,6 +15,17 @@ from simgen.io.layout import FORMAT_NAME, FORMAT_VERSION, episode_group_name
 
 
 def _open_h5(path: Path) -> h5py.File:
+    if path.is_dir():  # a dataset directory (simgen.io.store): read it through its index
+        from simgen.io.store import INDEX, MANIFEST
+
+        if not (path / INDEX).exists():
+            why = (
+                "its run has not committed an episode yet; run it again with --resume"
+                if (path / MANIFEST).exists()
+                else "not a simgen dataset directory"
+            )
+            raise DatasetError(f"{path}: no {INDEX} ({why})")
+        path = path / INDEX
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
         extra = f" (an unfinished run left {partial})" if partial.exists() else ""
@@ -26,7 +37,9 @@ def _open_h5(path: Path) -> h5py.File:
 
 
 class Dataset:
-    """A simgen dataset file. Use as a context manager or call :meth:`close`."""
+    """A simgen dataset: a file, or a dataset directory written by parallel workers (read
+    through its ``index.h5``, whose episodes are links into the shards). Use as a context
+    manager or call :meth:`close`."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -80,7 +93,13 @@ class Dataset:
         return bool(self.file.attrs.get("complete", False))
 
     @property
+    def is_directory(self) -> bool:
+        return _attr(self.file.attrs.get("dataset_layout", "")) == "index"
+
+    @property
     def episode_indices(self) -> list[int]:
+        if self.is_directory:  # an index links committed episodes only
+            return sorted(int(name) for name in self.file["episodes"])
         out = []
         for name, g in self.file["episodes"].items():
             if g.attrs.get("complete", False):
@@ -100,7 +119,14 @@ class Dataset:
             raise DatasetError(
                 f"{self.path}: no episode {index}; episodes are {self.episode_indices}"
             )
-        g = self.file["episodes"][name]
+        try:
+            g = self.file["episodes"][name]
+        except KeyError:  # an index whose linked file is gone
+            target = self.file["episodes"].get(name, getlink=True)
+            raise DatasetError(
+                f"{self.path}: episode {index} is stored in {getattr(target, 'filename', '?')}, "
+                "which cannot be read"
+            ) from None
         if not g.attrs.get("complete", False):
             raise DatasetError(f"{self.path}: episode {index} is incomplete")
         return Episode(g, self.classes)

@@ -22,6 +22,7 @@ import numpy as np
 
 from simgen import __version__
 from simgen.errors import OutputError
+from simgen.io.digest import array_hasher, frame_digest, update_rows
 from simgen.io.layout import FORMAT_NAME, FORMAT_VERSION, conventions_json, episode_group_name
 from simgen.random.sample import EpisodeParams
 from simgen.run.records import EpisodeEvents, EpisodeHeader, Record, SensorFrame, StateRecord
@@ -72,8 +73,10 @@ class DatasetWriter:
         overwrite: bool = False,
         compression: dict[str, Any] | None = None,
         extra_attrs: dict[str, Any] | None = None,
+        durable: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.durable = durable  # fsync the file (and its folder) before and after the rename
         self.tmp = _partial_path(self.path)
         self.compression = DEFAULT_COMPRESSION if compression is None else compression
         if self.path.exists() and not overwrite:
@@ -88,6 +91,9 @@ class DatasetWriter:
         self.scene = scene
         self.base_seed = base_seed
         self.episodes: list[int] = []
+        # hashes of the last episode's streamed arrays (simgen.io.digest.dataset_hash), by name
+        self.array_hashes: dict[str, str] = {}
+        self.complete = True  # the root attribute ``complete`` written on a normal close
         self._write_root(extra_attrs or {})
 
     def _write_root(self, extra: dict[str, Any]) -> None:
@@ -133,10 +139,30 @@ class DatasetWriter:
             writer.abort()
             raise
         g.attrs["complete"] = True
+        self.array_hashes = writer.array_hashes()
         self.episodes.append(params.episode_index)
         return EpisodeSummary(
             params.episode_index, n_frames, time.perf_counter() - t0, raw, writer.frame_counts
         )
+
+    def copy_episode(self, group: h5py.Group) -> None:
+        """Copy a complete episode group from another simgen file. HDF5 copies the stored
+        (compressed) chunks as they are, so this costs I/O only."""
+        index = int(group.attrs["episode_index"])
+        name = episode_group_name(index)
+        if not group.attrs.get("complete", False):
+            raise OutputError(f"episode {index} in {group.file.filename} is incomplete")
+        if name in self.file["episodes"]:
+            raise OutputError(f"episode {index} was already written")
+        group.file.copy(group, self.file["episodes"], name=name)
+        self.episodes.append(index)
+
+    def link_episode(self, index: int, file: str) -> None:
+        """Present episode ``index`` of ``file`` (a path relative to this file's folder) here
+        through an HDF5 external link, so this file reads as if it held the episode."""
+        name = episode_group_name(index)
+        self.file["episodes"][name] = h5py.ExternalLink(file, f"/episodes/{name}")
+        self.episodes.append(index)
 
     def set_attr(self, key: str, value: Any) -> None:
         """Set a root attribute (provenance known only after rendering, e.g. the GL renderer)."""
@@ -150,14 +176,18 @@ class DatasetWriter:
         try:
             if ok:
                 self.file.attrs["num_episodes"] = len(self.episodes)
-                self.file.attrs["complete"] = True
+                self.file.attrs["complete"] = self.complete
                 self.file.flush()
             self.file.close()
         finally:
             self.file = None  # type: ignore[assignment]
         if ok:
             try:
+                if self.durable:
+                    _fsync(self.tmp)
                 os.replace(self.tmp, self.path)
+                if self.durable:
+                    _fsync(self.path.parent)
             except OSError as e:
                 raise OutputError(f"cannot move {self.tmp} to {self.path}: {e}") from None
         else:
@@ -168,6 +198,22 @@ class DatasetWriter:
 
     def __exit__(self, exc_type: Any, *rest: object) -> None:
         self.close(ok=exc_type is None)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's) data to the storage device."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _encode_frame(
+    arr: np.ndarray, level: int, shuffle: bool, dtype: np.dtype
+) -> tuple[bytes, bytes]:
+    """(compressed chunk, frame digest) of one frame: both in a compression thread."""
+    return _shuffle_deflate(arr, level, shuffle), frame_digest(arr, dtype)
 
 
 def _shuffle_deflate(arr: np.ndarray, level: int, shuffle: bool) -> bytes:
@@ -189,12 +235,13 @@ class _EpisodeWriter:
         self.compression = compression
         self._direct = compression.get("compression") == "gzip"
         self._pool = ThreadPoolExecutor(COMPRESS_THREADS) if self._direct else None
-        self._pending: deque[tuple[h5py.Dataset, int, Future[bytes]]] = deque()
+        self._pending: deque[tuple[h5py.Dataset, int, Future[tuple[bytes, bytes]]]] = deque()
         self.states: list[StateRecord] = []
         self.events: EpisodeEvents | None = None
         self.frame_counts: dict[str, int] = {}
         self.raw_bytes = 0
         self._ragged_len: dict[tuple[str, str], int] = {}
+        self._hashes: dict[str, Any] = {}  # dataset name -> hasher of the rows appended so far
 
     def add(self, rec: Record) -> None:
         if isinstance(rec, EpisodeHeader):
@@ -245,6 +292,17 @@ class _EpisodeWriter:
         ds.attrs["layout"] = "per_frame"
         return ds
 
+    def _hasher(self, ds: h5py.Dataset) -> Any:
+        h = self._hashes.get(ds.name)
+        if h is None:
+            h = self._hashes[ds.name] = array_hasher()
+        return h
+
+    def array_hashes(self) -> dict[str, str]:
+        """Hashes of the arrays written by appending rows (frames, ragged points), by name:
+        a checksum of the episode need not read them back."""
+        return {name: h.hexdigest() for name, h in self._hashes.items()}
+
     def _append(self, parent: h5py.Group, key: str, value: np.ndarray) -> None:
         ds = self._dataset(parent, key, value)
         n = ds.shape[0]
@@ -252,16 +310,19 @@ class _EpisodeWriter:
         self.raw_bytes += value.nbytes
         if self._pool is not None and ds.compression == "gzip" and ds.chunks == (1, *value.shape):
             level = int(ds.compression_opts)
-            fut = self._pool.submit(_shuffle_deflate, value.copy(), level, bool(ds.shuffle))
+            fut = self._pool.submit(_encode_frame, value.copy(), level, bool(ds.shuffle), ds.dtype)
             self._pending.append((ds, n, fut))
             while len(self._pending) > MAX_PENDING_CHUNKS:
                 self._drain_one()
         else:
             ds[n] = value
+            self._hasher(ds).update(frame_digest(value, ds.dtype))
 
     def _drain_one(self) -> None:
-        ds, n, fut = self._pending.popleft()
-        ds.id.write_direct_chunk((n,) + (0,) * (ds.ndim - 1), fut.result())
+        ds, n, fut = self._pending.popleft()  # in order: frame digests are chained in order
+        chunk, digest = fut.result()
+        ds.id.write_direct_chunk((n,) + (0,) * (ds.ndim - 1), chunk)
+        self._hasher(ds).update(digest)
 
     def _drain(self) -> None:
         while self._pending:
@@ -307,6 +368,7 @@ class _EpisodeWriter:
             )
         ds, off = sg[key], sg[f"{key}_offsets"]
         n = ds.shape[0]
+        update_rows(self._hasher(ds), arr, ds.dtype)
         ds.resize(n + arr.shape[0], axis=0)
         ds[n:] = arr
         k = off.shape[0]

@@ -16,6 +16,7 @@ and keeps meshes uploaded across episodes (keyed by geometry and appearance).
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,10 @@ from simgen.scene.lights import AmbientLight, DirectionalLight, PointLight, Spot
 from simgen.scene.schema import Scene
 from simgen.scene.types import value, vec
 from simgen.sim.visuals import VisualPart
+
+#: Memory the renderer may keep for meshes not used in the current episode (see
+#: Renderer._trim_mesh_cache).
+MESH_CACHE_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,10 @@ class Renderer:
         self.one_pass = one_pass  # RGB and labels in one pass when not multisampling
         self.pyrender = import_pyrender(gl)
         self._offscreen: Any = None
-        self._mesh_cache: dict[tuple[Any, ...], Any] = {}
-        self._texture_cache: dict[str, Any] = {}
+        # key -> (pyrender mesh, bytes, episode it was last used in); see _trim_mesh_cache
+        self._mesh_cache: OrderedDict[tuple[Any, ...], tuple[Any, int, int]] = OrderedDict()
+        self._episode = 0
+        self._texture_cache: dict[str, Any] = {}  # file path or image digest -> texture
         self.scene: Any = None
         self._part_nodes: list[Any] = []
         self._seg_map: dict[Any, tuple[int, int, int]] = {}
@@ -134,6 +141,7 @@ class Renderer:
             if isinstance(light, AmbientLight):
                 ambient += value(light.intensity) * np.array([value(c) for c in light.color[:3]])
         self.scene = pr.Scene(bg_color=[*bg[:3], 1.0], ambient_light=ambient)
+        self._episode += 1
         self._part_nodes = []
         self._seg_map = {}
         self._label_ids: dict[Any, float] = {}
@@ -154,6 +162,7 @@ class Renderer:
                 self._light_nodes.append((light, self.scene.add(made[0], pose=made[1])))
         self._camera_node = None
         self._hidden: set[int] = set()
+        self._trim_mesh_cache()
 
     def set_lights(self, lights: list[Any], background: Any) -> None:
         """New colors and intensities of the scene's lights (same list, same order as loaded)
@@ -226,11 +235,26 @@ class Renderer:
 
     def _mesh(self, part: VisualPart) -> Any:
         key = (part.key, part.appearance)
-        hit = self._mesh_cache.get(key)
-        if hit is None:
-            hit = self._make_mesh(part)
-            self._mesh_cache[key] = hit
-        return hit
+        hit = self._mesh_cache.pop(key, None)
+        mesh = self._make_mesh(part) if hit is None else hit[0]
+        size = _mesh_bytes(mesh) if hit is None else hit[1]
+        self._mesh_cache[key] = (mesh, size, self._episode)  # now the most recently used
+        return mesh
+
+    def _trim_mesh_cache(self) -> None:
+        """Keep every mesh of this episode; of the others, the most recently used up to
+        ``MESH_CACHE_BYTES``. Geometry sampled anew each episode (a random size or scale) so
+        never piles up, while the meshes of a fixed scene stay uploaded. Evicted meshes leave
+        the GL context at the next render (pyrender deletes buffers of meshes not in the scene).
+        """
+        kept = sum(size for _, size, _ in self._mesh_cache.values())
+        for key in list(self._mesh_cache):  # least recently used first
+            if kept <= MESH_CACHE_BYTES:
+                break
+            _, size, used = self._mesh_cache[key]
+            if used != self._episode:
+                del self._mesh_cache[key]
+                kept -= size
 
     def _make_mesh(self, part: VisualPart) -> Any:
         pr = self.pyrender
@@ -241,7 +265,10 @@ class Renderer:
             image = getattr(getattr(m.visual, "material", None), "image", None)
             has_uv = getattr(m.visual, "uv", None) is not None
             if app.use_mesh_visuals and (image is not None or np.allclose(app.color_rgba, 1.0)):
-                prims.extend(pr.Mesh.from_trimesh(m, smooth=smooth and image is None).primitives)
+                made = pr.Mesh.from_trimesh(m, smooth=smooth and image is None).primitives
+                for prim in made:
+                    self._share_texture(prim.material)
+                prims.extend(made)
                 continue
             tex = None
             if app.texture is not None and has_uv:
@@ -258,6 +285,20 @@ class Renderer:
                 plain.visual = _plain_visual(m)
             prims.extend(pr.Mesh.from_trimesh(plain, material=material, smooth=smooth).primitives)
         return pr.Mesh(primitives=prims)
+
+    def _share_texture(self, material: Any) -> None:
+        """Use one texture object per distinct image, so that meshes of the same file (say,
+        at another scale) share it: it is uploaded once and stays in the GL context."""
+        tex = getattr(material, "baseColorTexture", None)
+        if tex is None or tex.source is None:
+            return
+        import hashlib
+
+        src = np.ascontiguousarray(tex.source)
+        key = f"image:{src.shape}:{hashlib.sha1(src.tobytes()).hexdigest()}"
+        shared = self._texture_cache.setdefault(key, tex)
+        if shared is not tex:
+            material.baseColorTexture = shared
 
     def _texture(self, path: str) -> Any:
         tex = self._texture_cache.get(path)
@@ -362,6 +403,17 @@ class Renderer:
             if gl is not None:
                 self._offscreen._platform.make_uncurrent()
         return out
+
+
+def _mesh_bytes(mesh: Any) -> int:
+    """Approximate memory of a pyrender mesh: its vertex and index arrays (textures are shared
+    between meshes and kept apart, one per image)."""
+    total = 0
+    for prim in mesh.primitives:
+        for name in ("positions", "normals", "tangents", "texcoord_0", "color_0", "indices"):
+            arr = getattr(prim, name, None)
+            total += int(getattr(arr, "nbytes", 0))
+    return total
 
 
 def _gl_string(GL: Any, name: int) -> str:
