@@ -9,6 +9,8 @@ formulas and their sources; :mod:`simgen.run.camera_effects` applies them in ord
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -20,8 +22,15 @@ POISSON_EXACT_BELOW = 16.0
 #: Auto exposure: target log-average luminance and the range of its scale (ISO 2720 mid-grey).
 AUTO_EXPOSURE_TARGET = 0.18
 AUTO_EXPOSURE_RANGE = (1.0 / 16.0, 16.0)
-#: Most sub-frame samples of the motion blur.
+#: Most sub-frame samples of the motion blur (a power of two).
 MAX_BLUR_SAMPLES = 16
+#: Pixels moving less than this over half the exposure (px) are not blurred.
+BLUR_MIN_MOTION_PX = 0.05
+#: Levels of the tabulated normal distribution (:func:`standard_normal`; 16-bit indices).
+NORMAL_LEVELS = 1 << 16
+_U64_MAX = (1 << 64) - 1
+#: Distance standing in for "no surface" in :func:`transmittance`, m.
+_NO_SURFACE_M = 1e30
 
 
 def distance_from_depth(depth_m: np.ndarray, ray_norm: np.ndarray) -> np.ndarray:
@@ -32,19 +41,91 @@ def distance_from_depth(depth_m: np.ndarray, ray_norm: np.ndarray) -> np.ndarray
     return d
 
 
+def transmittance(depth_m: np.ndarray, ray_norm: np.ndarray, beta: float) -> np.ndarray:
+    """(H, W) float32 ``t = exp(-beta d)`` with ``d`` the pixel's Euclidean distance
+    (:func:`distance_from_depth`); 0 where no surface was hit (the sky is infinitely far)."""
+    import cv2
+
+    depth = np.ascontiguousarray(depth_m, np.float32)
+    # 1e30 m where there is no surface (or NaN): exp(-beta * 1e30) is 0 for any beta > 1e-28
+    _, far = cv2.threshold(depth, 0.0, _NO_SURFACE_M, cv2.THRESH_BINARY_INV)
+    cv2.add(far, depth, dst=far)
+    cv2.multiply(far, np.asarray(ray_norm, np.float32), dst=far, scale=-float(beta))
+    return cv2.exp(far, dst=far)
+
+
 def koschmieder(
     linear: np.ndarray, distance_m: np.ndarray, beta: float, airlight: np.ndarray
 ) -> np.ndarray:
     """Koschmieder's law on linear radiance: ``I = J t + A (1 - t)``, ``t = exp(-beta d)``.
-    ``airlight`` (3,) linear. In place on ``linear`` (returned)."""
+    ``airlight`` (3,) linear. Returns the new image."""
     if beta <= 0:
         return linear
-    t = np.exp(np.float32(-beta) * distance_m.astype(np.float32, copy=False))
-    a = np.asarray(airlight, np.float32)
-    linear -= a
-    linear *= t[..., None]
-    linear += a
-    return linear
+    import cv2
+
+    d = np.ascontiguousarray(distance_m, np.float32)
+    t = cv2.exp(cv2.multiply(d, -float(beta)))  # d = inf (no surface): t = 0
+    return blend_layers(linear, [(t, airlight)])
+
+
+def blend_layers(
+    linear: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Lay media over the image, in order: a layer of transmittance ``t`` (H, W) and radiance
+    ``c`` (C,) turns ``I`` into ``I t + c (1 - t)`` (fog: Koschmieder's law; particles:
+    ``t = 1 - alpha``). All at once: ``I T + sum_i c_i (1 - t_i) prod_{j > i} t_j`` with
+    ``T = prod_i t_i``. ``linear``: float32 (H, W, C), C <= 4; returns a new image (``linear``
+    itself when there are no layers)."""
+    import cv2
+
+    if not layers:
+        return linear
+    n_ch = linear.shape[-1]
+    weights: list[np.ndarray] = []
+    behind: np.ndarray | None = None  # product of the t of the layers in front
+    for t, _ in reversed(layers):
+        t = np.asarray(t, np.float32)
+        w = np.subtract(np.float32(1.0), t)
+        if behind is not None:
+            w *= behind
+        weights.append(w)
+        behind = t.copy() if behind is None else cv2.multiply(behind, t)
+    weights.reverse()
+    assert behind is not None
+    colors = np.array([np.asarray(c, np.float64)[:n_ch] for _, c in layers])  # (n, C)
+    added = []
+    for ch in range(n_ch):
+        b = cv2.multiply(weights[0], float(colors[0, ch]))
+        for w, c in zip(weights[1:], colors[1:, ch], strict=True):
+            cv2.scaleAdd(w, float(c), b, dst=b)
+        added.append(b)
+    out = cv2.merge(added)
+    cv2.accumulateProduct(linear, channels(behind, n_ch), out)  # out += linear * T
+    return out
+
+
+def channels(x: np.ndarray, n: int) -> np.ndarray:
+    """(H, W) -> (H, W, n): the same plane in every channel (for per-pixel cv2 arithmetic)."""
+    import cv2
+
+    return cv2.merge([x] * n)
+
+
+def rgba(linear: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 3) -> (H, W, 4) (OpenCV resamples four channels fastest); (H, W, 4) as
+    is."""
+    import cv2
+
+    if linear.shape[-1] == 4:
+        return linear
+    return cv2.cvtColor(np.ascontiguousarray(linear, np.float32), cv2.COLOR_RGB2RGBA)
+
+
+def rgb(linear: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 4) -> (H, W, 3); (H, W, 3) as is."""
+    import cv2
+
+    return cv2.cvtColor(linear, cv2.COLOR_RGBA2RGB) if linear.shape[-1] == 4 else linear
 
 
 def vignetting_gain(ray_norm: np.ndarray, strength: float) -> np.ndarray:
@@ -70,65 +151,124 @@ def chromatic_maps(
 
 
 def chromatic_aberration(linear: np.ndarray, maps: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Lateral chromatic aberration: red and blue resampled (bilinear) with ``maps``."""
+    """Lateral chromatic aberration: red and blue resampled (bilinear) with ``maps``.
+
+    ``linear``: float32 RGB (H, W, 3) or RGBA (H, W, 4, the 4th channel ignored); returns a new
+    (H, W, 3) image. Four-channel images are resampled whole (OpenCV's vectorized path, faster
+    than one channel alone); the result takes red from one resampling, blue from the other."""
     import cv2
 
-    out = linear.copy()
-    for c, (mx, my) in ((0, maps[0:2]), (2, maps[2:4])):
-        out[..., c] = cv2.remap(
-            np.ascontiguousarray(linear[..., c]),
-            mx,
-            my,
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+    four = rgba(linear)
+    red = cv2.remap(four, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    blue = cv2.remap(four, maps[2], maps[3], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = np.empty((*four.shape[:2], 3), np.float32)
+    cv2.mixChannels([red, four, blue], [out], [0, 0, 5, 1, 10, 2])
     return out
 
 
-def motion_blur(linear: np.ndarray, half_motion_px: np.ndarray) -> np.ndarray:
+def motion_blur(
+    linear: np.ndarray, half_motion_px: np.ndarray | tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
     """Blur along each pixel's own motion: a box filter over the segment ``p + s m(p)``,
     ``s`` in [-1, 1], where ``m`` (H, W, 2) is the image displacement of the pixel's surface
-    point over half the exposure.
+    point over half the exposure (or its planes (u, v), each (H, W)).
 
-    Built by repeated halving: pass ``i`` averages the image sampled (bilinear) at
-    ``p -/+ m(p) / 2^i``; after ``k`` passes every pixel is the mean of ``2^k`` evenly spaced
-    samples over the segment (``2k`` resamplings instead of ``2^k``). ``k`` follows the longest
-    motion (about one sample per pixel of streak, at most ``MAX_BLUR_SAMPLES``)."""
+    Built by repeated halving: a pixel that takes ``k`` passes is the mean of ``2^k`` evenly
+    spaced samples ``p + (j + 1/2 - 2^(k-1)) m / 2^(k-1)``, ``j < 2^k``: pass 1 averages the
+    image sampled (bilinear) at the first sample and one ``m`` further; pass ``i > 1`` averages
+    the previous pass with itself sampled ``m / 2^(i-1)`` further (``k + 1`` resamplings for
+    ``2^k`` samples). ``k`` follows each pixel's motion (about one sample per pixel of streak,
+    at most ``MAX_BLUR_SAMPLES``; pixels moving less than ``BLUR_MIN_MOTION_PX`` stay sharp),
+    and pass ``i`` runs over the bounding box of the pixels that need it.
+
+    ``linear``: float32 (H, W, 3) or (H, W, 4); returns an image of the same shape (``linear``
+    itself when nothing moves)."""
     import cv2
 
-    mx = np.ascontiguousarray(half_motion_px[..., 0], np.float32)
-    my = np.ascontiguousarray(half_motion_px[..., 1], np.float32)
-    mag = cv2.magnitude(mx, my)
-    longest = float(np.percentile(mag[::4, ::4], 99.9)) if mag.size else 0.0
-    taps = min(MAX_BLUR_SAMPLES, math.ceil(2.0 * longest) + 1)
-    if taps <= 1:
+    if isinstance(half_motion_px, tuple):
+        mx, my = (np.ascontiguousarray(m, np.float32) for m in half_motion_px)
+    else:
+        mx, my = (np.ascontiguousarray(half_motion_px[..., i], np.float32) for i in (0, 1))
+    boxes = _blur_boxes(cv2.magnitude(mx, my))
+    if not boxes:
         return linear
-    passes = math.ceil(math.log2(taps))
-    # only the rows and columns that move (a still camera: the moving objects)
-    moving = mag > 0.05
-    rows, cols = np.flatnonzero(moving.any(1)), np.flatnonzero(moving.any(0))
-    if rows.size == 0:
-        return linear
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    u = np.arange(c0, c1, dtype=np.float32)[None, :]
-    v = np.arange(r0, r1, dtype=np.float32)[:, None]
-    mx, my = mx[r0:r1, c0:c1], my[r0:r1, c0:c1]
-    out = linear.copy()
-    for i in range(1, passes + 1):
-        sx, sy = mx * np.float32(0.5**i), my * np.float32(0.5**i)
-        a = cv2.remap(out, u - sx, v - sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        b = cv2.remap(out, u + sx, v + sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        cv2.addWeighted(a, 0.5, b, 0.5, 0.0, dst=a)
-        out[r0:r1, c0:c1] = a
-    return out
+    image = rgba(linear)
+    r0, r1, c0, c1 = boxes[0]
+    # passes per pixel: the number of boxes holding it; pass 1 starts at -m (1 - 2^-k)
+    passes = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    for b0, b1, d0, d1 in boxes:
+        passes[b0 - r0 : b1 - r0, d0 - c0 : d1 - c0] += 1
+    first = cv2.LUT(passes, _first_sample_table())
+    u, v = _pixel_grid(*image.shape[:2])
+    box = np.s_[r0:r1, c0:c1]
+    mx1, my1 = mx[box], my[box]
+    xa = cv2.add(cv2.multiply(mx1, first), u[box])
+    ya = cv2.add(cv2.multiply(my1, first), v[box])
+    a = cv2.remap(image, xa, ya, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    cv2.add(xa, mx1, dst=xa)
+    cv2.add(ya, my1, dst=ya)
+    b = cv2.remap(image, xa, ya, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    cv2.addWeighted(a, 0.5, b, 0.5, 0.0, dst=a)
+    if a.shape == image.shape:
+        out = a
+    else:
+        out = image.copy()
+        out[box] = a
+    for i, (b0, b1, d0, d1) in enumerate(boxes[1:], start=2):
+        box = np.s_[b0:b1, d0:d1]
+        step = 0.5 ** (i - 1)
+        x = cv2.scaleAdd(mx[box], step, u[box])
+        y = cv2.scaleAdd(my[box], step, v[box])
+        a = cv2.remap(out, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.addWeighted(out[box], 0.5, a, 0.5, 0.0, dst=out[box])
+    return rgb(out) if linear.shape[-1] == 3 else out
 
 
-def auto_exposure_scale(linear: np.ndarray) -> float:
-    """Scale that brings the log-average luminance to ``AUTO_EXPOSURE_TARGET`` (Reinhard et al.
-    2002's key value), clipped to ``AUTO_EXPOSURE_RANGE``; computed on every 4th pixel."""
+def _blur_boxes(magnitude: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Row and column bounds (r0, r1, c0, c1) of the pixels that take pass i = 1, 2, ...: a
+    pixel of motion ``|m|`` takes ``ceil(log2(ceil(2 |m|) + 1))`` passes (one sample per pixel
+    of its ``2 |m|`` streak, at most ``MAX_BLUR_SAMPLES``), none when ``|m| <=
+    BLUR_MIN_MOTION_PX``."""
+    row_max, col_max = magnitude.max(1), magnitude.max(0)
+    boxes = []
+    for i in range(1, int(math.log2(MAX_BLUR_SAMPLES)) + 1):
+        limit = max(BLUR_MIN_MOTION_PX, (2 ** (i - 1) - 1) / 2)
+        rows, cols = np.flatnonzero(row_max > limit), np.flatnonzero(col_max > limit)
+        if rows.size == 0:
+            break
+        boxes.append((int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1))
+    return boxes
+
+
+@lru_cache(maxsize=1)
+def _first_sample_table() -> np.ndarray:
+    """cv2.LUT table: passes k -> offset of the first sample, in units of m: -(1 - 2^-k)."""
+    k = np.arange(256)
+    return np.where(k > 0, -(1.0 - 0.5 ** np.minimum(k, 60)), 0.0).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) float32 (H, W) pixel coordinates (cached; read-only)."""
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    u.flags.writeable = False
+    v.flags.writeable = False
+    return u, v
+
+
+def auto_exposure_scale(
+    linear: np.ndarray, gain_map: np.ndarray | None = None, scale: float = 1.0
+) -> float:
+    """Scale that brings the log-average luminance of ``scale * linear`` (times ``gain_map``,
+    (H, W[, 3]), when given) to ``AUTO_EXPOSURE_TARGET`` (Reinhard et al. 2002's key value),
+    clipped to ``AUTO_EXPOSURE_RANGE``; computed on every 4th pixel."""
     from simgen.effects.color import LUMINANCE
 
-    y = linear[::4, ::4] @ LUMINANCE.astype(np.float32)
+    x = linear[::4, ::4] * np.float32(scale)
+    if gain_map is not None:
+        g = gain_map[::4, ::4]
+        x = x * (g if g.ndim == 3 else g[..., None])
+    y = x @ LUMINANCE.astype(np.float32)
     avg = float(np.exp(np.mean(np.log(1e-4 + y))))
     lo, hi = AUTO_EXPOSURE_RANGE
     return float(np.clip(AUTO_EXPOSURE_TARGET / max(avg, 1e-9), lo, hi))
@@ -141,56 +281,102 @@ def sensor_response(
     rng: np.random.Generator | None,
     full_well_e: float | None = None,
     read_noise_e: float = 0.0,
+    gain_map: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exposure, gain and (when ``full_well_e`` is given) Poisson-Gaussian noise.
 
     The render ``x`` is the image of a ``REFERENCE_EXPOSURE_S`` exposure at gain 1 with value 1
     at full well. A pixel collects ``e = x * (t / t_ref) * full_well`` electrons (at most the
     full well); the output is ``gain * (Poisson(e) + N(0, read_noise^2)) / full_well`` (Foi et
-    al. 2008's Poisson-Gaussian model). Without noise: ``gain * x * t / t_ref``."""
-    tau = np.float32(exposure_s / REFERENCE_EXPOSURE_S)
+    al. 2008's Poisson-Gaussian model; :func:`sensor_electrons`). Without noise:
+    ``gain * x * t / t_ref``. ``gain_map`` (the shape of ``linear``): a per-pixel factor on
+    ``x`` (vignetting). May scale ``linear`` in place."""
+    import cv2
+
+    tau = exposure_s / REFERENCE_EXPOSURE_S
     if full_well_e is None:
-        linear *= np.float32(gain) * tau
+        if gain_map is not None:
+            return cv2.multiply(linear, gain_map, scale=gain * tau)
+        linear *= np.float32(gain * tau)
         return linear
     assert rng is not None
-    fw = np.float32(full_well_e)
-    e = np.minimum(linear * (tau * fw), fw)
+    e = sensor_electrons(linear, tau * full_well_e, rng, full_well_e, read_noise_e, gain_map)
+    e *= np.float32(gain / full_well_e)
+    return e
+
+
+def sensor_electrons(
+    linear: np.ndarray,
+    electrons_per_unit: float,
+    rng: np.random.Generator,
+    full_well_e: float,
+    read_noise_e: float,
+    gain_map: np.ndarray | None = None,
+) -> np.ndarray:
+    """Noisy electron counts (float32, a new array): ``e = min(x * electrons_per_unit *
+    gain_map, full_well_e)`` collected, read out as ``Poisson(e) + N(0, read_noise_e^2)``.
+
+    Where ``e >= POISSON_EXACT_BELOW`` shot and read noise are one Gaussian draw of variance
+    ``e + read_noise_e^2`` (Foi et al.'s heteroscedastic Gaussian approximation of the Poisson
+    law, whose skewness ``e^-1/2`` is then below 0.25); below, the Poisson draw is exact."""
+    import cv2
+
+    if gain_map is not None:
+        e = cv2.multiply(linear, gain_map, scale=electrons_per_unit)
+    else:
+        e = np.multiply(linear, np.float32(electrons_per_unit))
+    fw = float(full_well_e)
+    low, high, _, _ = cv2.minMaxLoc(e.reshape(e.shape[0], -1))
+    if high > fw:
+        cv2.threshold(e, fw, fw, cv2.THRESH_TRUNC, dst=e)  # the full well
     z = standard_normal(rng, e.shape)
-    read = np.float32(read_noise_e**2)
-    small = e < POISSON_EXACT_BELOW
-    # shot and read noise in one Gaussian draw (variance e + read^2); exact Poisson when small
-    noisy = e + np.sqrt(e + read) * z
-    if np.any(small):
-        noisy[small] = rng.poisson(e[small]).astype(np.float32) + np.sqrt(read) * z[small]
-    noisy *= np.float32(gain) / fw
-    return noisy
+    small, shot = None, None
+    if low < POISSON_EXACT_BELOW:  # exact Poisson where few electrons arrive
+        small = e < np.float32(POISSON_EXACT_BELOW)
+        shot = rng.poisson(e[small]).astype(np.float32)
+    # shot and read noise in one Gaussian draw of variance e + read^2: e += sqrt(...) z
+    sigma = np.add(e, np.float32(read_noise_e**2))
+    cv2.sqrt(sigma, dst=sigma)
+    cv2.accumulateProduct(sigma, z, e)
+    if small is not None:
+        e[small] = shot + np.float32(read_noise_e) * z[small]
+    return e
+
+
+@lru_cache(maxsize=1)
+def _normal_table() -> np.ndarray:
+    """float32 quantiles of the standard normal at ``(i + 1/2) / NORMAL_LEVELS``, scaled to unit
+    variance (symmetric, so mean 0)."""
+    from statistics import NormalDist
+
+    inv = NormalDist().inv_cdf
+    n = NORMAL_LEVELS
+    half = np.array([inv((i + 0.5) / n) for i in range(n // 2, n)])
+    q = np.concatenate([-half[::-1], half])
+    return (q / np.sqrt(np.mean(q * q))).astype(np.float32)
 
 
 def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """float32 standard normal samples by the Box–Muller transform of ``rng``'s uniforms (about
-    three times faster than ``Generator.standard_normal`` here; tails reach 5.8 sigma)."""
-    import cv2
-
-    n = int(np.prod(shape))
-    m = (n + 1) // 2
-    u = rng.random(2 * m, dtype=np.float32)
-    one_minus = np.subtract(np.float32(1.0), u[:m]).reshape(-1, 1)  # in (0, 1]: finite log
-    r = cv2.sqrt(cv2.log(one_minus) * np.float32(-2.0)).reshape(-1, 1)
-    theta = (u[m:] * np.float32(2.0 * np.pi)).reshape(-1, 1)
-    x, y = cv2.polarToCart(r, theta)
-    out = np.empty(2 * m, np.float32)
-    out[:m], out[m:] = x.ravel(), y.ravel()
-    return out[:n].reshape(shape)
+    """float32 standard normal samples by inverse transform sampling at 16 bits: each sample is
+    the normal quantile of one of ``NORMAL_LEVELS`` equiprobable levels picked by 16 random bits
+    of ``rng`` (the distribution function is off by at most ``1 / NORMAL_LEVELS``; the tails end
+    at 4.3 sigma, where 1.5e-5 of normal samples lie beyond). About five times faster than
+    ``Generator.standard_normal(dtype=float32)``: one 64-bit draw gives four samples."""
+    n = math.prod(shape)
+    words = rng.integers(0, _U64_MAX, (n + 3) // 4, dtype=np.uint64, endpoint=True)
+    index = words.view("<u2")[:n]
+    return np.take(_normal_table(), index).reshape(shape)
 
 
 def jpeg(image_u8: np.ndarray, quality: int) -> np.ndarray:
     """JPEG round trip (OpenCV's libjpeg, 4:2:0 chroma subsampling) of an RGB uint8 image."""
     import cv2
 
-    ok, buf = cv2.imencode(".jpg", image_u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    bgr = cv2.cvtColor(np.ascontiguousarray(image_u8), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
         raise RuntimeError("JPEG encoding failed")
     decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if decoded is None:  # pragma: no cover - OpenCV decodes what it encoded
         raise RuntimeError("JPEG decoding failed")
-    return np.ascontiguousarray(decoded[..., ::-1])
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)

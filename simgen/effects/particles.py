@@ -14,7 +14,7 @@
    ``pi w^2 / 4`` pixel-exposures in total, spread evenly along its streak (Garg & Nayar 2007:
    a pixel's streak intensity is the time the drop spends on it over the exposure). Samples
    behind the rendered surface at their pixel (``z >= depth``) are dropped (occlusion). Wide
-   particles are spread by a normalized box filter of their width, by size class.
+   particles are spread by a normalized box of their width, by size class.
 4. **Compositing** (:func:`composite`): coverage ``c`` per pixel becomes opacity
    ``alpha = 1 - exp(-c)`` (independent overlaps), ``I = I (1 - alpha) + alpha L_particle``.
 """
@@ -144,24 +144,50 @@ def rasterize(
     u, v, idx = u[front], v[front], idx[front]
     value = (energy / n)[idx]
     cls = np.searchsorted(np.asarray(WIDTH_CLASSES), width)[idx]
-    import cv2
-
     flat = cover.reshape(-1)
     for c in np.unique(cls):
         sel = cls == c
         uu, vv, val = u[sel], v[sel], value[sel].astype(np.float32)
         if c == 0:  # narrow streaks: straight into their pixels
-            np.add.at(flat, vv * w + uu, val)
+            _accumulate(flat, vv * w + uu, val)
             continue
-        # wider particles: spread over the class's typical width (the filter keeps the total),
-        # inside the bounding box of their samples only
+        # wider particles: spread over the class's typical width by a normalized k x k box
+        # (the total is kept but for what falls outside the image)
         k = round(WIDTH_CLASSES[c - 1] * (1.5 if np.isfinite(WIDTH_CLASSES[c]) else 1.0))
-        r0, r1 = max(int(vv.min()) - k, 0), min(int(vv.max()) + k + 1, h)
-        c0, c1 = max(int(uu.min()) - k, 0), min(int(uu.max()) + k + 1, w)
-        buf = np.zeros((r1 - r0, c1 - c0), np.float32)
-        np.add.at(buf.reshape(-1), (vv - r0) * (c1 - c0) + (uu - c0), val)
-        cover[r0:r1, c0:c1] += cv2.blur(buf, (k, k), borderType=cv2.BORDER_CONSTANT)
+        _spread(cover, uu, vv, val, k)
     return cover
+
+
+def _accumulate(flat: np.ndarray, index: np.ndarray, value: np.ndarray) -> None:
+    """``flat[index] += value`` with repeated indices summed."""
+    if index.size * 8 < flat.size:  # few samples: sum the repeats, then one scatter
+        uniq, inverse = np.unique(index, return_inverse=True)
+        flat[uniq] += np.bincount(inverse, weights=value).astype(np.float32)
+    else:
+        flat += np.bincount(index, weights=value, minlength=flat.size).astype(np.float32)
+
+
+def _spread(cover: np.ndarray, u: np.ndarray, v: np.ndarray, value: np.ndarray, k: int) -> None:
+    """Add samples ``value`` at (u, v), each spread evenly over the k x k pixels around it (the
+    footprint of OpenCV's ``blur`` with a centered anchor), dropping what leaves the image."""
+    import cv2
+
+    h, w = cover.shape
+    lo = k // 2  # the box covers [p - (k - 1 - k // 2), p + k // 2] in each direction
+    r0, r1 = max(int(v.min()) - lo, 0), min(int(v.max()) + k - lo, h)
+    c0, c1 = max(int(u.min()) - lo, 0), min(int(u.max()) + k - lo, w)
+    if u.size * k * k * 4 < (r1 - r0) * (c1 - c0):  # sparse: splat each sample
+        dv, du = np.mgrid[-(k - 1 - lo) : lo + 1, -(k - 1 - lo) : lo + 1]
+        uu = (u[:, None] + du.ravel()).ravel()
+        vv = (v[:, None] + dv.ravel()).ravel()
+        inside = (uu >= 0) & (uu < w) & (vv >= 0) & (vv < h)
+        val = np.repeat(value / np.float32(k * k), k * k)[inside]
+        _accumulate(cover.reshape(-1), vv[inside] * w + uu[inside], val)
+        return
+    # dense: accumulate in the samples' bounding box, then one box filter
+    buf = np.zeros((r1 - r0, c1 - c0), np.float32)
+    _accumulate(buf.reshape(-1), (v - r0) * (c1 - c0) + (u - c0), value)
+    cover[r0:r1, c0:c1] += cv2.blur(buf, (k, k), borderType=cv2.BORDER_CONSTANT)
 
 
 def _front(points_c: np.ndarray, min_z: float = 0.05) -> np.ndarray:
@@ -172,20 +198,19 @@ def _front(points_c: np.ndarray, min_z: float = 0.05) -> np.ndarray:
 
 def composite(linear: np.ndarray, cover: np.ndarray, radiance: np.ndarray) -> np.ndarray:
     """Blend particles of linear ``radiance`` (3,) over ``linear`` with opacity
-    ``1 - exp(-cover)``; returns the opacity (H, W). In place on ``linear`` (only the pixels
-    that particles touch)."""
-    r = np.asarray(radiance, np.float32)
-    idx = np.flatnonzero(cover)
-    if idx.size > cover.size // 8:  # dense: whole-image operations are faster than gathers
-        alpha = -np.expm1(-cover.astype(np.float32))
-        linear *= (1.0 - alpha)[..., None]
-        linear += alpha[..., None] * r
-        return alpha
-    alpha = np.zeros(cover.shape, np.float32)
-    if idx.size == 0:
-        return alpha
-    a = -np.expm1(-cover.reshape(-1)[idx])
-    alpha.reshape(-1)[idx] = a
-    flat = linear.reshape(-1, linear.shape[-1])
-    flat[idx] = flat[idx] * (1.0 - a)[:, None] + a[:, None] * r
-    return alpha
+    ``alpha = 1 - exp(-cover)``; returns the opacity (H, W). In place on ``linear``.
+    (:mod:`simgen.run.camera_effects` lays fog and every kind of particle over the image at
+    once with :func:`simgen.effects.camera.blend_layers`, from :func:`transmittance`.)"""
+    from simgen.effects.camera import blend_layers
+
+    t = transmittance(cover)
+    linear[...] = blend_layers(linear, [(t, radiance)])
+    return np.subtract(np.float32(1.0), t)
+
+
+def transmittance(cover: np.ndarray) -> np.ndarray:
+    """(H, W) float32 share of each pixel no particle covers, ``exp(-cover)``: independent
+    overlaps (a Poisson count of particles)."""
+    import cv2
+
+    return cv2.exp(cv2.multiply(np.asarray(cover, np.float32), -1.0))

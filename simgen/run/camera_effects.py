@@ -19,11 +19,12 @@ import numpy as np
 
 from simgen.effects import camera as fx
 from simgen.effects.color import decode, display_decode, encode
-from simgen.effects.particles import MARGIN, composite, far_distance, rasterize, sample_particles
+from simgen.effects.particles import MARGIN, far_distance, rasterize, sample_particles
+from simgen.effects.particles import transmittance as particle_transmittance
 from simgen.render.renderer import CameraImages, Renderer
 from simgen.scene.sensors import CameraSensor
 from simgen.scene.types import value
-from simgen.sensors.lens import Lens, pixel_rays, project_distorted
+from simgen.sensors.lens import Lens, distort_normalized, pixel_rays, project_distorted
 
 #: Motion blur vectors are computed on every BLUR_STRIDE-th pixel and upsampled.
 BLUR_STRIDE = 2
@@ -153,15 +154,16 @@ def blur_vectors(
     optics: CameraOptics,
     pose_w_c: np.ndarray,
     dt: float,
-) -> np.ndarray:
-    """(H, W, 2) image displacement of every pixel's surface point over ``dt`` (half the
-    exposure), from the true velocities of the parts and of the camera (pixels without a
-    surface: the camera's rotation only). Computed every ``BLUR_STRIDE`` pixels."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) planes (H, W) float32 of the image displacement of every pixel's surface point
+    over ``dt`` (half the exposure), from the true velocities of the parts and of the camera
+    (pixels without a surface: the camera's rotation only). Computed every ``BLUR_STRIDE``
+    pixels (float32): one rigid motion for everything that stands still, then the pixels of
+    each moving link."""
+    import cv2
+
     world = ctx.world
     parts = world.visual_parts
-    motions = {}
-    for key in {(p.instance_id, p.link_index) for p in parts}:
-        motions[key] = _motion(*_body_motion(world, *key), dt)
     cam = np.eye(4)
     att = spec.attach_to
     if att is not None:
@@ -169,39 +171,88 @@ def blur_vectors(
         link = -1 if att.link is None else body.link_index_by_name.get(att.link, -1)
         cam = _motion(*_body_motion(world, body.instance_id, link), dt)
     t_c1_w = np.linalg.inv(cam @ pose_w_c)
-    per_part = np.stack(
-        [t_c1_w @ np.eye(4) @ pose_w_c]
-        + [t_c1_w @ motions[(p.instance_id, p.link_index)] @ pose_w_c for p in parts]
-    )  # (P + 1, 4, 4): camera-0 point -> camera-1 point; index 0: no surface
-    s = BLUR_STRIDE
-    z = imgs.depth_m[::s, ::s].astype(np.float64).ravel()
-    rays = optics.rays[::s, ::s].reshape(-1, 2).astype(np.float64)
-    sky = z <= 0
-    pid = np.zeros(z.shape, np.intp) if imgs.part is None else imgs.part[::s, ::s].ravel()
-    pid = np.where(sky, 0, pid)
-    z = np.where(sky, 1.0, z)
-    x0, y0 = rays[:, 0] * z, rays[:, 1] * z
-    moved = np.where(sky, 0.0, 1.0)  # the sky is infinitely far: directions only
-    # one 1-D gather per matrix entry (no per-pixel 4x4 matrices)
-    x1 = np.stack(
-        [
-            per_part[:, i, 0][pid] * x0
-            + per_part[:, i, 1][pid] * y0
-            + per_part[:, i, 2][pid] * z
-            + per_part[:, i, 3][pid] * moved
-            for i in range(3)
-        ],
-        -1,
-    )
+    # camera-0 point -> camera-1 point of each moving link, and its part ids
+    moving: dict[tuple[int, int], tuple[np.ndarray, list[int]]] = {}
+    for i, p in enumerate(parts):
+        key = (p.instance_id, p.link_index)
+        if key not in moving:
+            vel, omega, com = _body_motion(world, *key)
+            if not (vel.any() or omega.any()):
+                continue
+            moving[key] = (t_c1_w @ _motion(vel, omega, com, dt) @ pose_w_c, [])
+        moving[key][1].append(i + 1)
+    grid = _stride_grid(optics)
+    z = np.array(imgs.depth_m[:: grid.stride, :: grid.stride], np.float32)
+    surface = (z > 0).astype(np.float32)  # no surface: infinitely far, directions only
+    z[z <= 0] = 1.0
+    x0, y0 = grid.x * z, grid.y * z
+    x1, y1, z1 = _transform(t_c1_w @ pose_w_c, x0, y0, z, surface)
+    if moving and imgs.part is not None:
+        pid = np.ascontiguousarray(imgs.part[:: grid.stride, :: grid.stride]).ravel()
+        for t, ids in moving.values():
+            hit = pid == ids[0]
+            for i in ids[1:]:
+                hit |= pid == i
+            idx = np.flatnonzero(hit)
+            if idx.size == 0:
+                continue
+            moved = _transform(t, *(a.reshape(-1)[idx] for a in (x0, y0, z, surface)))
+            for out, value_ in zip((x1, y1, z1), moved, strict=True):
+                out.reshape(-1)[idx] = value_
     lens = optics.lens
-    uv1, _ = project_distorted(optics.k, lens.dist if lens is not None else None, x1)
-    h, w = optics.size[1], optics.size[0]
-    v, u = np.mgrid[0:h:s, 0:w:s].astype(np.float64)
-    flow = np.stack([uv1[:, 0] - u.ravel(), uv1[:, 1] - v.ravel()], -1)
-    flow = np.nan_to_num(flow).astype(np.float32).reshape(*u.shape, 2)
-    import cv2
+    u1, v1 = _project(optics.k, lens.dist if lens is not None else None, x1, y1, z1)
+    w, h = optics.size
+    planes = []
+    for moved_px, at in ((u1, grid.u), (v1, grid.v)):
+        moved_px -= at
+        moved_px[~np.isfinite(moved_px)] = 0.0  # behind the camera: no blur
+        planes.append(cv2.resize(moved_px, (w, h), interpolation=cv2.INTER_NEAREST))
+    return planes[0], planes[1]
 
-    return cv2.resize(flow, (w, h), interpolation=cv2.INTER_NEAREST)
+
+@dataclass(frozen=True)
+class _StrideGrid:
+    stride: int
+    u: np.ndarray  # (h, w) float32 pixel coordinates of every stride-th pixel
+    v: np.ndarray
+    x: np.ndarray  # (h, w) float32 normalized ray
+    y: np.ndarray
+
+
+def _stride_grid(optics: CameraOptics) -> _StrideGrid:
+    got: _StrideGrid | None = optics.cache.get("blur_grid")
+    if got is None:
+        s = BLUR_STRIDE
+        w, h = optics.size
+        v, u = np.mgrid[0:h:s, 0:w:s].astype(np.float32)
+        rays = optics.rays[::s, ::s]
+        x, y = (np.ascontiguousarray(rays[..., i]) for i in (0, 1))
+        got = optics.cache["blur_grid"] = _StrideGrid(s, u, v, x, y)
+    return got
+
+
+def _transform(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows 0..2 of the 4x4 ``t`` applied to homogeneous points (x, y, z, w), float32."""
+    c = t.astype(np.float32)
+    return tuple(  # type: ignore[return-value]
+        c[i, 0] * x + c[i, 1] * y + c[i, 2] * z + c[i, 3] * w for i in range(3)
+    )
+
+
+def _project(
+    k: np.ndarray, dist: np.ndarray | None, x: np.ndarray, y: np.ndarray, z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (u, v) of camera-frame points, through K and the distortion; NaN
+    behind the camera."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(z > 0, np.float32(1.0) / z, np.float32(np.nan))
+    xn, yn = x * inv, y * inv
+    if dist is not None:
+        xn, yn = distort_normalized(xn, yn, dist)
+    kf = k.astype(np.float32)
+    return kf[0, 0] * xn + kf[0, 1] * yn + kf[0, 2], kf[1, 1] * yn + kf[1, 2]
 
 
 # -- the effect chain ---------------------------------------------------------------------------
@@ -236,6 +287,8 @@ def apply_camera_effects(
     pose_w_c: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(effected uint8 RGB, particle mask uint8 or None) of one rendered frame."""
+    import cv2
+
     assert imgs.rgb is not None
     weather = ctx.weather
     eff = spec.effects
@@ -243,27 +296,31 @@ def apply_camera_effects(
     exposure = value(eff.exposure.time_s) if eff is not None else fx.REFERENCE_EXPOSURE_S
     has_weather = ctx.params.scene.weather is not None
     h, w = imgs.depth_m.shape
-    mask = np.zeros((h, w), np.uint8) if has_weather else None
+    mask: np.ndarray | None = np.zeros((h, w), np.uint8) if has_weather else None
     if not (weather is not None and weather.changes_images) and eff is None:
         return imgs.rgb, mask
     lin = decode(imgs.rgb)
     if weather is not None and weather.changes_images:
         sky, ambient, sun = _lighting(ctx)
         airlight = display_decode(np.array(weather.fog_color)) if weather.fog_color else sky
+        layers = []  # (transmittance, radiance), nearest last: fog, then rain and snow
         beta = weather.extinction_per_m
         if beta > 0:
-            dist = fx.distance_from_depth(imgs.depth_m, optics.ray_norm)
-            fx.koschmieder(lin, dist, beta, airlight)
+            layers.append((fx.transmittance(imgs.depth_m, optics.ray_norm, beta), airlight))
         if weather.has_particles:
-            cover = _particles(spec, ctx, imgs, optics, pose_w_c, exposure, step)
-            clear = np.ones((h, w), np.float32)  # share of each pixel no particle covers
-            for kind, c in cover.items():
+            clear: np.ndarray | None = None  # share of each pixel no particle covers
+            for kind, c in _particles(spec, ctx, imgs, optics, pose_w_c, exposure, step).items():
                 radiance = sky if kind == "rain" else SNOW_ALBEDO * (ambient + sun / (4 * np.pi))
-                clear *= 1.0 - composite(lin, c, radiance)
-            mask = np.round((1.0 - clear) * 255.0).astype(np.uint8)
+                t = particle_transmittance(c)
+                layers.append((t, radiance))
+                clear = t if clear is None else cv2.multiply(clear, t)
+            if clear is not None:  # 255 (1 - clear), rounded
+                mask = cv2.convertScaleAbs(clear, alpha=-255.0, beta=255.0)
+        lin = fx.blend_layers(lin, layers)
+    scale = 1.0
     if eff is not None:
-        lin = _sensor(spec, ctx, imgs, optics, pose_w_c, lin, exposure, step)
-    out = encode(lin)
+        lin, scale = _sensor(spec, ctx, imgs, optics, pose_w_c, lin, exposure, step)
+    out = encode(lin, scale)
     if eff is not None and eff.jpeg is not None:
         out = fx.jpeg(out, eff.jpeg.quality)
     return out, mask
@@ -281,11 +338,13 @@ def _particles(
     """Coverage maps of rain and snow particles in front of the surfaces."""
     weather = ctx.weather
     k = optics.k
-    rays = optics.rays
-    x0, x1 = float(rays[..., 0].min()), float(rays[..., 0].max())
-    y0, y1 = float(rays[..., 1].min()), float(rays[..., 1].max())
-    mx, my = MARGIN * (x1 - x0), MARGIN * (y1 - y0)
-    bounds = (x0 - mx, x1 + mx, y0 - my, y1 + my)
+    bounds = optics.cache.get("particle_bounds")
+    if bounds is None:  # the view volume's normalized extent, plus the margin
+        rays = optics.rays
+        x0, x1 = float(rays[..., 0].min()), float(rays[..., 0].max())
+        y0, y1 = float(rays[..., 1].min()), float(rays[..., 1].max())
+        mx, my = MARGIN * (x1 - x0), MARGIN * (y1 - y0)
+        bounds = optics.cache["particle_bounds"] = (x0 - mx, x1 + mx, y0 - my, y1 + my)
     r_c_w = pose_w_c[:3, :3].T
     v_cam = camera_velocity_w(spec, ctx, pose_w_c)
     lens = optics.lens
@@ -327,16 +386,16 @@ def _sensor(
     lin: np.ndarray,
     exposure: float,
     step: int,
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
+    """The sensor model on linear RGB: (image, scale) with the output ``scale * image``."""
+    import cv2
+
     eff = spec.effects
     assert eff is not None
+    image = lin  # (H, W, 3); (H, W, 4) between motion blur and chromatic aberration
     if eff.motion_blur:
-        lin = fx.motion_blur(lin, blur_vectors(spec, ctx, imgs, optics, pose_w_c, exposure / 2))
-    if eff.vignetting is not None:
-        key = "vignetting"
-        if key not in optics.cache:
-            optics.cache[key] = fx.vignetting_gain(optics.ray_norm, value(eff.vignetting.strength))
-        lin *= optics.cache[key][..., None]
+        half = blur_vectors(spec, ctx, imgs, optics, pose_w_c, exposure / 2)
+        image = fx.motion_blur(fx.rgba(image), half)
     if eff.chromatic_aberration is not None:
         key = "chromatic"
         if key not in optics.cache:
@@ -344,18 +403,28 @@ def _sensor(
             optics.cache[key] = fx.chromatic_maps(
                 optics.k, w, h, value(eff.chromatic_aberration.shift_px)
             )
-        lin = fx.chromatic_aberration(lin, optics.cache[key])
+        image = fx.chromatic_aberration(image, optics.cache[key])
+    image = fx.rgb(image)
+    vignetting = None
+    if eff.vignetting is not None:
+        key = "vignetting"
+        if key not in optics.cache:  # (H, W, 3): one multiplication with the image
+            g = fx.vignetting_gain(optics.ray_norm, value(eff.vignetting.strength))
+            optics.cache[key] = fx.channels(g, 3)
+        vignetting = optics.cache[key]
     ex = eff.exposure
     gain = value(ex.gain)
+    tau = exposure / fx.REFERENCE_EXPOSURE_S
     if ex.auto:  # the scale that brings the exposed image to the target
-        gain *= fx.auto_exposure_scale(lin * np.float32(exposure / fx.REFERENCE_EXPOSURE_S))
+        gain *= fx.auto_exposure_scale(image, vignetting, tau)
     noise = eff.noise
-    rng = ctx.params.rng("camera", spec.name, step, "noise") if noise is not None else None
-    return fx.sensor_response(
-        lin,
-        exposure,
-        gain,
-        rng,
-        value(noise.full_well_e) if noise is not None else None,
-        value(noise.read_noise_e) if noise is not None else 0.0,
+    if noise is None:
+        if vignetting is not None:
+            image = cv2.multiply(image, vignetting)
+        return image, gain * tau
+    rng = ctx.params.rng("camera", spec.name, step, "noise")
+    fw = value(noise.full_well_e)
+    electrons = fx.sensor_electrons(
+        image, tau * fw, rng, fw, value(noise.read_noise_e), gain_map=vignetting
     )
+    return electrons, gain / fw
