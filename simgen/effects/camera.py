@@ -4,6 +4,13 @@ generator (numpy and OpenCV; no per-pixel Python loops).
 Images are float32 *linear* RGB (:func:`simgen.effects.color.decode`), shape (H, W, 3); depth is
 the camera-z depth (H, W) float32 with 0 where no surface was hit. docs/weather.md gives the
 formulas and their sources; :mod:`simgen.run.camera_effects` applies them in order.
+
+Speed: every step is a few whole-image OpenCV calls on float32 (OpenCV's elementwise and
+resampling code is vectorized and releases the GIL; resampling runs in its threads). Images are
+resampled as four channels (RGBA; OpenCV's vectorized ``remap`` path is several times faster
+for four float channels than for three). Functions take an optional :class:`Scratch` that lends
+them the arrays they work in, kept from frame to frame: a fresh large array costs a page fault
+per 4 KiB page when first written, which doubled the cost of the whole chain.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import numpy as np
 #: The exposure at which the renderer's image has its nominal brightness (value 1 = full scale).
 REFERENCE_EXPOSURE_S = 0.01
 #: Pixels with fewer expected electrons get exact Poisson samples; above, the Gaussian with the
-#: Poisson variance (relative error of its skewness below 0.25).
+#: Poisson variance (its skewness ``e^-1/2`` is then below 0.25).
 POISSON_EXACT_BELOW = 16.0
 #: Auto exposure: target log-average luminance and the range of its scale (ISO 2720 mid-grey).
 AUTO_EXPOSURE_TARGET = 0.18
@@ -33,6 +40,40 @@ _U64_MAX = (1 << 64) - 1
 _NO_SURFACE_M = 1e30
 
 
+class Scratch:
+    """Named arrays lent to the effect functions and kept for the next frame (one per camera).
+
+    ``scratch(name, shape, dtype)`` returns a C-contiguous array of that shape, backed by a flat
+    buffer that only grows, so a name may change shape from frame to frame without allocating.
+    Whatever a function returns in scratch memory is valid until the same name is lent again:
+    callers copy what they keep (the effect chain's final images are fresh arrays)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+        dt = np.dtype(dtype)
+        n = math.prod(shape) * dt.itemsize
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < n:
+            buf = self._buffers[name] = np.empty(n, np.uint8)
+        return buf[:n].view(dt).reshape(shape)
+
+
+def lend(
+    scratch: Scratch | None, name: str, shape: tuple[int, ...], dtype: type = np.float32
+) -> np.ndarray | None:
+    """``scratch(name, shape, dtype)``, or None (the function then allocates) without one."""
+    return None if scratch is None else scratch(name, shape, dtype)
+
+
+def _copy(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return x.copy()
+    np.copyto(out, x)
+    return out
+
+
 def distance_from_depth(depth_m: np.ndarray, ray_norm: np.ndarray) -> np.ndarray:
     """Euclidean distance from the camera center of every pixel's surface point:
     ``d = z * sqrt(1 + x^2 + y^2)`` with (x, y) the pixel's normalized ray; inf where no surface."""
@@ -41,14 +82,16 @@ def distance_from_depth(depth_m: np.ndarray, ray_norm: np.ndarray) -> np.ndarray
     return d
 
 
-def transmittance(depth_m: np.ndarray, ray_norm: np.ndarray, beta: float) -> np.ndarray:
+def transmittance(
+    depth_m: np.ndarray, ray_norm: np.ndarray, beta: float, out: np.ndarray | None = None
+) -> np.ndarray:
     """(H, W) float32 ``t = exp(-beta d)`` with ``d`` the pixel's Euclidean distance
     (:func:`distance_from_depth`); 0 where no surface was hit (the sky is infinitely far)."""
     import cv2
 
     depth = np.ascontiguousarray(depth_m, np.float32)
     # 1e30 m where there is no surface (or NaN): exp(-beta * 1e30) is 0 for any beta > 1e-28
-    _, far = cv2.threshold(depth, 0.0, _NO_SURFACE_M, cv2.THRESH_BINARY_INV)
+    _, far = cv2.threshold(depth, 0.0, _NO_SURFACE_M, cv2.THRESH_BINARY_INV, dst=out)
     cv2.add(far, depth, dst=far)
     cv2.multiply(far, np.asarray(ray_norm, np.float32), dst=far, scale=-float(beta))
     return cv2.exp(far, dst=far)
@@ -69,7 +112,9 @@ def koschmieder(
 
 
 def blend_layers(
-    linear: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarray]]
+    linear: np.ndarray,
+    layers: Sequence[tuple[np.ndarray, np.ndarray]],
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
     """Lay media over the image, in order: a layer of transmittance ``t`` (H, W) and radiance
     ``c`` (C,) turns ``I`` into ``I t + c (1 - t)`` (fog: Koschmieder's law; particles:
@@ -80,52 +125,33 @@ def blend_layers(
 
     if not layers:
         return linear
-    n_ch = linear.shape[-1]
+    h, w, n_ch = linear.shape
     weights: list[np.ndarray] = []
     behind: np.ndarray | None = None  # product of the t of the layers in front
-    for t, _ in reversed(layers):
+    for i, (t, _) in enumerate(reversed(layers)):
         t = np.asarray(t, np.float32)
-        w = np.subtract(np.float32(1.0), t)
-        if behind is not None:
-            w *= behind
-        weights.append(w)
-        behind = t.copy() if behind is None else cv2.multiply(behind, t)
+        weight = np.subtract(np.float32(1.0), t, out=lend(scratch, f"blend.w{i}", (h, w)))
+        if behind is None:
+            behind = _copy(t, lend(scratch, "blend.t", (h, w)))
+        else:
+            weight *= behind
+            cv2.multiply(behind, t, dst=behind)
+        weights.append(weight)
     weights.reverse()
     assert behind is not None
     colors = np.array([np.asarray(c, np.float64)[:n_ch] for _, c in layers])  # (n, C)
     added = []
     for ch in range(n_ch):
-        b = cv2.multiply(weights[0], float(colors[0, ch]))
-        for w, c in zip(weights[1:], colors[1:, ch], strict=True):
-            cv2.scaleAdd(w, float(c), b, dst=b)
+        b = cv2.multiply(
+            weights[0], float(colors[0, ch]), dst=lend(scratch, f"blend.b{ch}", (h, w))
+        )
+        for weight, c in zip(weights[1:], colors[1:, ch], strict=True):
+            cv2.scaleAdd(weight, float(c), b, dst=b)
         added.append(b)
-    out = cv2.merge(added)
-    cv2.accumulateProduct(linear, channels(behind, n_ch), out)  # out += linear * T
+    out = cv2.merge(added, dst=lend(scratch, "blend.out", linear.shape))
+    spread = cv2.merge([behind] * n_ch, dst=lend(scratch, "blend.tc", linear.shape))
+    cv2.accumulateProduct(linear, spread, out)  # out += linear * T
     return out
-
-
-def channels(x: np.ndarray, n: int) -> np.ndarray:
-    """(H, W) -> (H, W, n): the same plane in every channel (for per-pixel cv2 arithmetic)."""
-    import cv2
-
-    return cv2.merge([x] * n)
-
-
-def rgba(linear: np.ndarray) -> np.ndarray:
-    """float32 (H, W, 3) -> (H, W, 4) (OpenCV resamples four channels fastest); (H, W, 4) as
-    is."""
-    import cv2
-
-    if linear.shape[-1] == 4:
-        return linear
-    return cv2.cvtColor(np.ascontiguousarray(linear, np.float32), cv2.COLOR_RGB2RGBA)
-
-
-def rgb(linear: np.ndarray) -> np.ndarray:
-    """float32 (H, W, 4) -> (H, W, 3); (H, W, 3) as is."""
-    import cv2
-
-    return cv2.cvtColor(linear, cv2.COLOR_RGBA2RGB) if linear.shape[-1] == 4 else linear
 
 
 def vignetting_gain(ray_norm: np.ndarray, strength: float) -> np.ndarray:
@@ -150,24 +176,62 @@ def chromatic_maps(
     return tuple(out)
 
 
-def chromatic_aberration(linear: np.ndarray, maps: tuple[np.ndarray, ...]) -> np.ndarray:
+def chromatic_aberration(
+    linear: np.ndarray, maps: tuple[np.ndarray, ...], scratch: Scratch | None = None
+) -> np.ndarray:
     """Lateral chromatic aberration: red and blue resampled (bilinear) with ``maps``.
 
     ``linear``: float32 RGB (H, W, 3) or RGBA (H, W, 4, the 4th channel ignored); returns a new
-    (H, W, 3) image. Four-channel images are resampled whole (OpenCV's vectorized path, faster
-    than one channel alone); the result takes red from one resampling, blue from the other."""
+    (H, W, 3) image. The image is resampled whole, as four channels (faster than one channel
+    alone); the result takes red from one resampling and blue from the other."""
     import cv2
 
-    four = rgba(linear)
-    red = cv2.remap(four, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    blue = cv2.remap(four, maps[2], maps[3], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    out = np.empty((*four.shape[:2], 3), np.float32)
+    four = rgba(linear, lend(scratch, "ca.rgba", (*linear.shape[:2], 4)))
+    red, blue = (
+        cv2.remap(
+            four,
+            maps[i],
+            maps[i + 1],
+            cv2.INTER_LINEAR,
+            dst=lend(scratch, f"ca.remap{i}", four.shape),
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        for i in (0, 2)
+    )
+    out = lend(scratch, "ca.out", (*four.shape[:2], 3))
+    out = np.empty((*four.shape[:2], 3), np.float32) if out is None else out
     cv2.mixChannels([red, four, blue], [out], [0, 0, 5, 1, 10, 2])
     return out
 
 
+def channels(x: np.ndarray, n: int) -> np.ndarray:
+    """(H, W) -> (H, W, n): the same plane in every channel (for per-pixel cv2 arithmetic)."""
+    import cv2
+
+    return cv2.merge([x] * n)
+
+
+def rgba(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 (H, W, 3) -> (H, W, 4) (OpenCV resamples four channels fastest); (H, W, 4) as
+    is."""
+    import cv2
+
+    if linear.shape[-1] == 4:
+        return linear
+    return cv2.cvtColor(np.ascontiguousarray(linear, np.float32), cv2.COLOR_RGB2RGBA, dst=out)
+
+
+def rgb(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 (H, W, 4) -> (H, W, 3); (H, W, 3) as is."""
+    import cv2
+
+    return cv2.cvtColor(linear, cv2.COLOR_RGBA2RGB, dst=out) if linear.shape[-1] == 4 else linear
+
+
 def motion_blur(
-    linear: np.ndarray, half_motion_px: np.ndarray | tuple[np.ndarray, np.ndarray]
+    linear: np.ndarray,
+    half_motion_px: np.ndarray | tuple[np.ndarray, np.ndarray],
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
     """Blur along each pixel's own motion: a box filter over the segment ``p + s m(p)``,
     ``s`` in [-1, 1], where ``m`` (H, W, 2) is the image displacement of the pixel's surface
@@ -189,39 +253,52 @@ def motion_blur(
         mx, my = (np.ascontiguousarray(m, np.float32) for m in half_motion_px)
     else:
         mx, my = (np.ascontiguousarray(half_motion_px[..., i], np.float32) for i in (0, 1))
-    boxes = _blur_boxes(cv2.magnitude(mx, my))
+    height, width = mx.shape
+    boxes = _blur_boxes(cv2.magnitude(mx, my, magnitude=lend(scratch, "blur.mag", mx.shape)))
     if not boxes:
         return linear
-    image = rgba(linear)
+    image = rgba(linear, lend(scratch, "blur.rgba", (height, width, 4)))
     r0, r1, c0, c1 = boxes[0]
+    size = (r1 - r0, c1 - c0)
     # passes per pixel: the number of boxes holding it; pass 1 starts at -m (1 - 2^-k)
-    passes = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    passes = lend(scratch, "blur.passes", size, np.uint8)
+    passes = np.zeros(size, np.uint8) if passes is None else passes
+    passes.fill(0)
     for b0, b1, d0, d1 in boxes:
         passes[b0 - r0 : b1 - r0, d0 - c0 : d1 - c0] += 1
-    first = cv2.LUT(passes, _first_sample_table())
-    u, v = _pixel_grid(*image.shape[:2])
+    first = cv2.LUT(passes, _first_sample_table(), dst=lend(scratch, "blur.first", size))
+    u, v = _pixel_grid(height, width)
     box = np.s_[r0:r1, c0:c1]
     mx1, my1 = mx[box], my[box]
-    xa = cv2.add(cv2.multiply(mx1, first), u[box])
-    ya = cv2.add(cv2.multiply(my1, first), v[box])
-    a = cv2.remap(image, xa, ya, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    xa = cv2.multiply(mx1, first, dst=lend(scratch, "blur.x", size))
+    ya = cv2.multiply(my1, first, dst=lend(scratch, "blur.y", size))
+    cv2.add(xa, u[box], dst=xa)
+    cv2.add(ya, v[box], dst=ya)
+    rgba_box = (*size, 4)
+    a = _remap(image, xa, ya, lend(scratch, "blur.a", rgba_box))
     cv2.add(xa, mx1, dst=xa)
     cv2.add(ya, my1, dst=ya)
-    b = cv2.remap(image, xa, ya, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    cv2.addWeighted(a, 0.5, b, 0.5, 0.0, dst=a)
-    if a.shape == image.shape:
-        out = a
+    b = _remap(image, xa, ya, lend(scratch, "blur.b", rgba_box))
+    if size == (height, width):
+        out = cv2.addWeighted(a, 0.5, b, 0.5, 0.0, dst=lend(scratch, "blur.out", image.shape))
     else:
-        out = image.copy()
-        out[box] = a
+        out = _copy(image, lend(scratch, "blur.out", image.shape))
+        cv2.addWeighted(a, 0.5, b, 0.5, 0.0, dst=out[box])
     for i, (b0, b1, d0, d1) in enumerate(boxes[1:], start=2):
         box = np.s_[b0:b1, d0:d1]
+        size = (b1 - b0, d1 - d0)
         step = 0.5 ** (i - 1)
-        x = cv2.scaleAdd(mx[box], step, u[box])
-        y = cv2.scaleAdd(my[box], step, v[box])
-        a = cv2.remap(out, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        x = cv2.scaleAdd(mx[box], step, u[box], dst=lend(scratch, "blur.x", size))
+        y = cv2.scaleAdd(my[box], step, v[box], dst=lend(scratch, "blur.y", size))
+        a = _remap(out, x, y, lend(scratch, "blur.a", (*size, 4)))
         cv2.addWeighted(out[box], 0.5, a, 0.5, 0.0, dst=out[box])
-    return rgb(out) if linear.shape[-1] == 3 else out
+    return rgb(out, lend(scratch, "blur.rgb", linear.shape)) if linear.shape[-1] == 3 else out
+
+
+def _remap(image: np.ndarray, x: np.ndarray, y: np.ndarray, dst: np.ndarray | None) -> np.ndarray:
+    import cv2
+
+    return cv2.remap(image, x, y, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _blur_boxes(magnitude: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -312,30 +389,32 @@ def sensor_electrons(
     full_well_e: float,
     read_noise_e: float,
     gain_map: np.ndarray | None = None,
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
-    """Noisy electron counts (float32, a new array): ``e = min(x * electrons_per_unit *
-    gain_map, full_well_e)`` collected, read out as ``Poisson(e) + N(0, read_noise_e^2)``.
+    """Noisy electron counts (float32): ``e = min(x * electrons_per_unit * gain_map,
+    full_well_e)`` collected, read out as ``Poisson(e) + N(0, read_noise_e^2)``.
 
     Where ``e >= POISSON_EXACT_BELOW`` shot and read noise are one Gaussian draw of variance
     ``e + read_noise_e^2`` (Foi et al.'s heteroscedastic Gaussian approximation of the Poisson
-    law, whose skewness ``e^-1/2`` is then below 0.25); below, the Poisson draw is exact."""
+    law); below, the Poisson draw is exact. Normal samples: :func:`standard_normal`."""
     import cv2
 
+    e = lend(scratch, "noise.e", linear.shape)
     if gain_map is not None:
-        e = cv2.multiply(linear, gain_map, scale=electrons_per_unit)
+        e = cv2.multiply(linear, gain_map, dst=e, scale=electrons_per_unit)
     else:
-        e = np.multiply(linear, np.float32(electrons_per_unit))
+        e = np.multiply(linear, np.float32(electrons_per_unit), out=e)
     fw = float(full_well_e)
     low, high, _, _ = cv2.minMaxLoc(e.reshape(e.shape[0], -1))
     if high > fw:
         cv2.threshold(e, fw, fw, cv2.THRESH_TRUNC, dst=e)  # the full well
-    z = standard_normal(rng, e.shape)
+    z = standard_normal(rng, e.shape, lend(scratch, "noise.z", e.shape))
     small, shot = None, None
     if low < POISSON_EXACT_BELOW:  # exact Poisson where few electrons arrive
         small = e < np.float32(POISSON_EXACT_BELOW)
         shot = rng.poisson(e[small]).astype(np.float32)
     # shot and read noise in one Gaussian draw of variance e + read^2: e += sqrt(...) z
-    sigma = np.add(e, np.float32(read_noise_e**2))
+    sigma = np.add(e, np.float32(read_noise_e**2), out=lend(scratch, "noise.sigma", e.shape))
     cv2.sqrt(sigma, dst=sigma)
     cv2.accumulateProduct(sigma, z, e)
     if small is not None:
@@ -356,7 +435,9 @@ def _normal_table() -> np.ndarray:
     return (q / np.sqrt(np.mean(q * q))).astype(np.float32)
 
 
-def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+def standard_normal(
+    rng: np.random.Generator, shape: tuple[int, ...], out: np.ndarray | None = None
+) -> np.ndarray:
     """float32 standard normal samples by inverse transform sampling at 16 bits: each sample is
     the normal quantile of one of ``NORMAL_LEVELS`` equiprobable levels picked by 16 random bits
     of ``rng`` (the distribution function is off by at most ``1 / NORMAL_LEVELS``; the tails end
@@ -365,7 +446,8 @@ def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
     n = math.prod(shape)
     words = rng.integers(0, _U64_MAX, (n + 3) // 4, dtype=np.uint64, endpoint=True)
     index = words.view("<u2")[:n]
-    return np.take(_normal_table(), index).reshape(shape)
+    flat = None if out is None else out.reshape(-1)
+    return np.take(_normal_table(), index, out=flat, mode="clip").reshape(shape)
 
 
 def jpeg(image_u8: np.ndarray, quality: int) -> np.ndarray:
@@ -379,4 +461,4 @@ def jpeg(image_u8: np.ndarray, quality: int) -> np.ndarray:
     decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if decoded is None:  # pragma: no cover - OpenCV decodes what it encoded
         raise RuntimeError("JPEG decoding failed")
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB, dst=bgr)

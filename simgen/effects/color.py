@@ -43,12 +43,14 @@ def _decode_lut() -> np.ndarray:
     return display_decode(np.arange(256) / 255.0).astype(np.float32)
 
 
-def decode(image_u8: np.ndarray) -> np.ndarray:
-    """uint8 image (H, W[, C]), C <= 4 -> float32 linear in [0, 1] (a lookup table)."""
+def decode(image_u8: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 image (any shape) -> float32 linear in [0, 1] (a lookup table); into ``out``
+    (float32, the image's shape) when given."""
     import cv2
 
     image = np.ascontiguousarray(image_u8)
-    return cv2.LUT(_plane(image), _decode_lut()).reshape(image.shape)
+    dst = None if out is None else _plane(out)
+    return cv2.LUT(_plane(image), _decode_lut(), dst=dst).reshape(image.shape)
 
 
 def _plane(x: np.ndarray) -> np.ndarray:
@@ -56,15 +58,17 @@ def _plane(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0] if x.ndim > 1 else 1, -1)
 
 
-def encode(linear: np.ndarray, scale: float = 1.0) -> np.ndarray:
+def encode(linear: np.ndarray, scale: float = 1.0, work: np.ndarray | None = None) -> np.ndarray:
     """float linear image (times ``scale``) -> uint8 ``round(255 (scale x)^(1 / 2.2))``
     (values outside [0, 1] clip). Computed as ``exp(log(x) / 2.2)`` with
     OpenCV's vectorized float32 functions (relative error below 1e-5, so the 8-bit result is
-    the exact formula's but within 1e-3 of a rounding tie)."""
+    the exact formula's but within 1e-3 of a rounding tie). ``work``: a float32 array of the
+    image's shape to compute in (else one is allocated; ``linear`` itself is fine)."""
     import cv2
 
     linear = np.ascontiguousarray(linear, np.float32)
-    _, x = cv2.threshold(_plane(linear), 0.0, 0.0, cv2.THRESH_TOZERO)  # x < 0 -> 0 (a copy)
+    dst = None if work is None else _plane(work)
+    _, x = cv2.threshold(_plane(linear), 0.0, 0.0, cv2.THRESH_TOZERO, dst=dst)  # x < 0 -> 0
     cv2.log(x, dst=x)  # log(0) = -inf, exp(-inf) = 0
     x *= np.float32(1.0 / DISPLAY_GAMMA)
     cv2.exp(x, dst=x)

@@ -111,11 +111,17 @@ def rasterize(
     focal_px: float,
     exposure_s: float,
     depth_m: np.ndarray,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """(H, W) float32 coverage: pixel-exposure fractions covered by the particles in front of
-    the rendered surfaces (sum over particles; may exceed 1 where they overlap)."""
+    the rendered surfaces (sum over particles; may exceed 1 where they overlap); into ``out``
+    when given."""
     h, w = depth_m.shape
-    cover = np.zeros((h, w), np.float32)
+    if out is None:
+        cover = np.zeros((h, w), np.float32)
+    else:
+        cover = out
+        cover.fill(0.0)
     if len(p) == 0:
         return cover
     half = p.velocity_c * (exposure_s / 2.0)
@@ -208,9 +214,10 @@ def composite(linear: np.ndarray, cover: np.ndarray, radiance: np.ndarray) -> np
     return np.subtract(np.float32(1.0), t)
 
 
-def transmittance(cover: np.ndarray) -> np.ndarray:
+def transmittance(cover: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """(H, W) float32 share of each pixel no particle covers, ``exp(-cover)``: independent
-    overlaps (a Poisson count of particles)."""
+    overlaps (a Poisson count of particles). ``out`` may be ``cover``."""
     import cv2
 
-    return cv2.exp(cv2.multiply(np.asarray(cover, np.float32), -1.0))
+    t = cv2.multiply(np.asarray(cover, np.float32), -1.0, dst=out)
+    return cv2.exp(t, dst=t)

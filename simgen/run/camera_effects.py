@@ -11,7 +11,7 @@ blur -> vignetting -> chromatic aberration -> exposure, gain, noise -> 8-bit -> 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -42,6 +42,7 @@ class CameraOptics:
     rays: np.ndarray  # (H, W, 2) float32 normalized ray of every output pixel
     ray_norm: np.ndarray  # (H, W) float32 sqrt(1 + x^2 + y^2)
     cache: dict[str, Any]
+    scratch: fx.Scratch = field(default_factory=fx.Scratch)  # the effect chain's work arrays
 
 
 def camera_optics(spec: CameraSensor, ctx: Any, k: np.ndarray) -> CameraOptics:
@@ -202,11 +203,12 @@ def blur_vectors(
     lens = optics.lens
     u1, v1 = _project(optics.k, lens.dist if lens is not None else None, x1, y1, z1)
     w, h = optics.size
-    planes = []
+    planes: list[np.ndarray] = []
     for moved_px, at in ((u1, grid.u), (v1, grid.v)):
         moved_px -= at
         moved_px[~np.isfinite(moved_px)] = 0.0  # behind the camera: no blur
-        planes.append(cv2.resize(moved_px, (w, h), interpolation=cv2.INTER_NEAREST))
+        dst = optics.scratch(f"motion.{len(planes)}", (h, w))
+        planes.append(cv2.resize(moved_px, (w, h), dst=dst, interpolation=cv2.INTER_NEAREST))
     return planes[0], planes[1]
 
 
@@ -299,28 +301,31 @@ def apply_camera_effects(
     mask: np.ndarray | None = np.zeros((h, w), np.uint8) if has_weather else None
     if not (weather is not None and weather.changes_images) and eff is None:
         return imgs.rgb, mask
-    lin = decode(imgs.rgb)
+    scratch = optics.scratch
+    lin = decode(imgs.rgb, scratch("linear", (h, w, 3)))
     if weather is not None and weather.changes_images:
         sky, ambient, sun = _lighting(ctx)
         airlight = display_decode(np.array(weather.fog_color)) if weather.fog_color else sky
         layers = []  # (transmittance, radiance), nearest last: fog, then rain and snow
         beta = weather.extinction_per_m
         if beta > 0:
-            layers.append((fx.transmittance(imgs.depth_m, optics.ray_norm, beta), airlight))
+            t = fx.transmittance(imgs.depth_m, optics.ray_norm, beta, scratch("fog", (h, w)))
+            layers.append((t, airlight))
         if weather.has_particles:
             clear: np.ndarray | None = None  # share of each pixel no particle covers
-            for kind, c in _particles(spec, ctx, imgs, optics, pose_w_c, exposure, step).items():
+            covers = _particles(spec, ctx, imgs, optics, pose_w_c, exposure, step, scratch)
+            for kind, c in covers.items():
                 radiance = sky if kind == "rain" else SNOW_ALBEDO * (ambient + sun / (4 * np.pi))
-                t = particle_transmittance(c)
+                t = particle_transmittance(c, out=c)
                 layers.append((t, radiance))
-                clear = t if clear is None else cv2.multiply(clear, t)
+                clear = t if clear is None else cv2.multiply(clear, t, dst=scratch("clear", (h, w)))
             if clear is not None:  # 255 (1 - clear), rounded
                 mask = cv2.convertScaleAbs(clear, alpha=-255.0, beta=255.0)
-        lin = fx.blend_layers(lin, layers)
+        lin = fx.blend_layers(lin, layers, scratch)
     scale = 1.0
     if eff is not None:
         lin, scale = _sensor(spec, ctx, imgs, optics, pose_w_c, lin, exposure, step)
-    out = encode(lin, scale)
+    out = encode(lin, scale, work=lin)  # lin is scratch memory
     if eff is not None and eff.jpeg is not None:
         out = fx.jpeg(out, eff.jpeg.quality)
     return out, mask
@@ -334,8 +339,9 @@ def _particles(
     pose_w_c: np.ndarray,
     exposure: float,
     step: int,
+    scratch: fx.Scratch,
 ) -> dict[str, np.ndarray]:
-    """Coverage maps of rain and snow particles in front of the surfaces."""
+    """Coverage maps of rain and snow particles in front of the surfaces (scratch memory)."""
     weather = ctx.weather
     k = optics.k
     bounds = optics.cache.get("particle_bounds")
@@ -373,7 +379,8 @@ def _particles(
         )
         rng = ctx.params.rng("weather", spec.name, step, dsd.kind)
         parts = sample_particles(dsd, rng, bounds_n=bounds, z_far=z_far, velocity_c_of=velocity)
-        out[dsd.kind] = rasterize(parts, project, float(k[0, 0]), exposure, imgs.depth_m)
+        cover = scratch(f"cover.{dsd.kind}", imgs.depth_m.shape)
+        out[dsd.kind] = rasterize(parts, project, float(k[0, 0]), exposure, imgs.depth_m, cover)
     return out
 
 
@@ -387,24 +394,26 @@ def _sensor(
     exposure: float,
     step: int,
 ) -> tuple[np.ndarray, float]:
-    """The sensor model on linear RGB: (image, scale) with the output ``scale * image``."""
+    """The sensor model on linear RGB: (image, scale) with the output ``scale * image``
+    (scratch memory)."""
     import cv2
 
     eff = spec.effects
     assert eff is not None
+    scratch = optics.scratch
+    h, w = lin.shape[:2]
     image = lin  # (H, W, 3); (H, W, 4) between motion blur and chromatic aberration
     if eff.motion_blur:
         half = blur_vectors(spec, ctx, imgs, optics, pose_w_c, exposure / 2)
-        image = fx.motion_blur(fx.rgba(image), half)
+        image = fx.motion_blur(fx.rgba(image, scratch("rgba", (h, w, 4))), half, scratch)
     if eff.chromatic_aberration is not None:
         key = "chromatic"
         if key not in optics.cache:
-            w, h = optics.size
             optics.cache[key] = fx.chromatic_maps(
                 optics.k, w, h, value(eff.chromatic_aberration.shift_px)
             )
-        image = fx.chromatic_aberration(image, optics.cache[key])
-    image = fx.rgb(image)
+        image = fx.chromatic_aberration(image, optics.cache[key], scratch)
+    image = fx.rgb(image, scratch("rgb", (h, w, 3)))
     vignetting = None
     if eff.vignetting is not None:
         key = "vignetting"
@@ -420,11 +429,11 @@ def _sensor(
     noise = eff.noise
     if noise is None:
         if vignetting is not None:
-            image = cv2.multiply(image, vignetting)
+            image = cv2.multiply(image, vignetting, dst=scratch("vignetted", image.shape))
         return image, gain * tau
     rng = ctx.params.rng("camera", spec.name, step, "noise")
     fw = value(noise.full_well_e)
     electrons = fx.sensor_electrons(
-        image, tau * fw, rng, fw, value(noise.read_noise_e), gain_map=vignetting
+        image, tau * fw, rng, fw, value(noise.read_noise_e), vignetting, scratch
     )
     return electrons, gain / fw
