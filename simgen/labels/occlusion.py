@@ -1,11 +1,11 @@
 """Is a 3D point seen by a camera? Pixel-grid and depth tests shared by flow and keypoints.
 
 A point projecting to sub-pixel position (u, v) lies between the pixel centers around it (the
-four of the bilinear cell; one or two when it falls exactly on a center or a grid line). On a
-planar facet 1/z is affine in (u, v), so the facet's depth at (u, v) lies between the depths at
-those centers. The point is therefore *occluded* when its depth exceeds the largest of those
-rendered depths (by a relative tolerance), and *visible* otherwise; pixels with no surface
-count as infinitely far. This needs no object ids, so it also catches an object hiding its own
+four of the bilinear cell, those inside the image; one or two when it falls within 1e-6 px of
+a center's column or row). On a planar facet 1/z is affine in (u, v), so the facet's depth at
+(u, v) lies between the depths at those centers. The point is therefore *occluded* when its
+depth exceeds the largest of those rendered depths (by a relative tolerance), and *visible*
+otherwise; pixels with no surface count as infinitely far. This needs no object ids, so it also catches an object hiding its own
 back side. Near silhouettes (within a pixel) a hidden point may pass as visible.
 """
 
