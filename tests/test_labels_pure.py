@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 
 from simgen.geometry import euler_deg_to_quat, matrix_to_quat, quat_to_matrix
+from simgen.labels import flow as flow_module
 from simgen.labels.amodal import amodal_window, clip_box_at_near, pack_masks, unpack_masks
 from simgen.labels.boxes import box_corners, mask_boxes, matrices_to_quats, object_boxes
-from simgen.labels.flow import OCCLUDED, VISIBLE, FlowView, rigid_flow
+from simgen.labels.flow import OCCLUDED, OUTSIDE, VISIBLE, FlowView, rigid_flow
 from simgen.labels.keypoints import keypoint_visibility
 from simgen.labels.normals import normals_from_depth
-from simgen.labels.occlusion import depth_visible
+from simgen.labels.occlusion import DepthTest, depth_visible, inside_image
 from simgen.labels.panoptic import panoptic
+from simgen.sensors.lens import distort_normalized, pixel_rays
 from tests.conftest import scene_from
 
 
@@ -126,6 +128,109 @@ def test_rigid_flow_of_a_rotation_about_the_optical_axis() -> None:
     assert np.all(flow.status[inside] == VISIBLE)
     closer = FlowView(part, np.full((32, 32), 3.0, np.float32), k, np.eye(4), turn[None], 0.1)
     assert np.all(rigid_flow(a, closer).status[inside] == OCCLUDED)
+
+
+def test_depth_test_at_the_image_border_and_on_centers() -> None:
+    depth = np.array([[1.0, 5.0, 5.0], [5.0, 5.0, 5.0]], np.float32)
+    # above the first row: only row 0's centers are around the point (row 1 is not)
+    u, v, z = np.array([0.0, 0.0, 0.4]), np.array([-0.4, 0.0, -0.4]), np.full(3, 3.0)
+    assert depth_visible(u, v, z, depth).tolist() == [False, False, True]
+    on, seen = DepthTest(depth).test(u.astype(np.float32), v.astype(np.float32), z, 0.1)
+    assert on.all() and seen.tolist() == [False, False, True]
+
+
+def test_depth_test_maps_equal_the_direct_test() -> None:
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(1.0, 3.0, (17, 23)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.2] = 0.0  # no surface
+    n = 4000
+    u = rng.uniform(-1.0, 23.5, n).astype(np.float32)
+    v = rng.uniform(-1.0, 17.5, n).astype(np.float32)
+    u[:500], v[500:1000] = np.round(u[:500]), np.round(v[500:1000])  # on columns, rows
+    u[1000:1200], v[1000:1200] = np.round(u[1000:1200]), np.round(v[1000:1200])  # on centers
+    z = rng.uniform(0.5, 3.5, n).astype(np.float32)
+    on, seen = DepthTest(depth).test(u, v, z, 0.6)
+    expect_on = inside_image(u, v, 23, 17) & (z >= 0.6)
+    assert np.array_equal(on, expect_on)
+    expect_seen = depth_visible(u[on], v[on], z[on], depth)
+    assert np.array_equal(seen[on], expect_seen) and 0.3 < expect_seen.mean() < 0.95
+
+
+def _reference_flow(src: FlowView, dst: FlowView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The documented definition, pixel by pixel in float64: (flow, status, scene flow)."""
+    h, w = src.depth_m.shape
+    flow, status, scene = np.zeros((h, w, 2)), np.zeros((h, w), np.uint8), np.zeros((h, w, 3))
+    t_c1_w = np.linalg.inv(dst.pose_w_c)
+    for v, u in zip(*np.nonzero(src.part), strict=True):
+        i = src.part[v, u] - 1
+        if src.rays is None:
+            ray = np.linalg.inv(src.k) @ [u, v, 1.0]
+        else:
+            ray = np.array([*src.rays[v, u], 1.0])
+        x_w0 = src.pose_w_c @ [*(src.depth_m[v, u] * ray), 1.0]
+        x_w1 = dst.part_poses_w[i] @ np.linalg.inv(src.part_poses_w[i]) @ x_w0
+        x_c1 = (t_c1_w @ x_w1)[:3]
+        scene[v, u] = (x_w1 - x_w0)[:3]
+        xn, yn = x_c1[:2] / x_c1[2]
+        if dst.dist is not None:
+            xn, yn = distort_normalized(xn, yn, dst.dist)
+        u1 = dst.k[0, 0] * xn + dst.k[0, 1] * yn + dst.k[0, 2]
+        v1 = dst.k[1, 1] * yn + dst.k[1, 2]
+        if x_c1[2] > 0:
+            flow[v, u] = u1 - u, v1 - v
+        on = x_c1[2] >= dst.near and inside_image(np.array([u1]), np.array([v1]), w, h)[0]
+        seen = on and depth_visible(np.array([u1]), np.array([v1]), x_c1[2:], dst.depth_m)[0]
+        status[v, u] = (VISIBLE if seen else OCCLUDED) if on else OUTSIDE
+    return flow, status, scene
+
+
+@pytest.mark.parametrize("lens", [False, True])
+@pytest.mark.parametrize("camera_moves", [False, True])
+def test_rigid_flow_equals_the_definition_pixel_by_pixel(
+    monkeypatch: pytest.MonkeyPatch, lens: bool, camera_moves: bool
+) -> None:
+    """A tilted floor (part 1, still), a box turning and sliding (part 2, in front of it), a
+    far wall (part 3, still), sky; the camera still or moving and turning; pinhole or
+    distorted. Whole-image blocks of 7 rows (not a divisor of the height)."""
+    monkeypatch.setattr(flow_module, "BLOCK_PIXELS", 7 * 40)
+    h, w = 30, 40
+    k = np.array([[35.0, 0, 19.5], [0, 35.0, 14.5], [0, 0, 1]])
+    v, u = np.mgrid[0:h, 0:w]
+    depth = (4.0 + 0.05 * v + 0.01 * u).astype(np.float32)  # the floor
+    part = np.ones((h, w), np.uint32)
+    part[:6] = 0  # sky
+    part[6:10], depth[6:10] = 3, 9.0
+    box = (v >= 12) & (v < 22) & (u >= 10) & (u < 26)
+    part[box], depth[box] = 2, (3.0 + 0.02 * u[box]).astype(np.float32)
+    depth[part == 0] = 0.0
+    poses0 = np.stack([np.eye(4)] * 3)
+    poses1 = poses0.copy()
+    poses1[1, :3, :3] = quat_to_matrix(euler_deg_to_quat((3, -2, 8)))
+    poses1[1, :3, 3] = [0.3, -0.1, 0.2]
+    cam0 = np.eye(4)
+    cam1 = np.eye(4)
+    if camera_moves:
+        cam1[:3, :3] = quat_to_matrix(euler_deg_to_quat((1, 2, -1)))
+        cam1[:3, 3] = [0.2, 0.1, 0.5]
+    rays = dist = None
+    if lens:
+        dist = np.array([-0.08, 0.01, 0.001, -0.002, 0.0])
+        rays = pixel_rays(k, dist, w, h)
+    a = FlowView(part, depth, k, cam0, poses0, 0.1, rays, dist)
+    b = FlowView(part, depth - 0.5, k, cam1, poses1, 0.1, rays, dist)  # nearer in frame 1
+    flow = rigid_flow(a, b)
+    ref_flow, ref_status, ref_scene = _reference_flow(a, b)
+    assert np.abs(flow.flow_px - ref_flow).max() < 1e-4
+    assert np.abs(flow.scene_flow_w - ref_scene).max() < 1e-6
+    assert np.array_equal(flow.status, ref_status)
+    assert {VISIBLE, OCCLUDED} <= set(np.unique(flow.status[part == 2]).tolist())
+    if camera_moves:
+        assert (flow.status == OUTSIDE).any()
+    else:  # still parts keep their pixel: flow 0 and a comparison with the same pixel
+        assert np.all(flow.flow_px[part == 1] == 0) and np.all(flow.status[part == 1] == OCCLUDED)
+    assert np.all(flow.status[part == 0] == 0) and np.all(flow.flow_px[part == 0] == 0)
+    no_scene = rigid_flow(a, b, scene_flow=False)
+    assert np.array_equal(no_scene.flow_px, flow.flow_px) and not no_scene.scene_flow_w.any()
 
 
 def test_panoptic_and_normals_from_depth() -> None:

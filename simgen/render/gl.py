@@ -13,7 +13,9 @@ from the 24-bit depth buffer. simgen changes three things, all in this module:
   normal in the camera frame;
 * all passes render to framebuffers, also on OSMesa (pyrender reads its window buffer there);
 * :meth:`render_ids` renders chosen nodes alone into a viewport of any size (no occluders: the
-  amodal masks), reading back only the id channel.
+  amodal masks), reading back only the id channel; with ``places`` each node is drawn into its
+  own region of that viewport with its own projection (an atlas: every object's window in one
+  pass and one read-back).
 """
 
 from __future__ import annotations
@@ -120,6 +122,9 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             self.one_pass = False
             self.normals = False  # also render and read the camera-frame normals
             self._only: list[Any] | None = None  # render_ids: draw only these nodes
+            # render_ids with places: node -> ((x, y, w, h) GL viewport, 4x4 projection)
+            self._places: dict[Any, tuple[tuple[int, int, int, int], np.ndarray]] | None = None
+            self._node: Any = None  # the node being drawn (atlas mode)
 
         def render_labeled(self, scene: Any, label_ids: dict[Any, float], normals: bool) -> Any:
             """RGB, part ids, depth (and normals) from one shaded pass (single-sampled)."""
@@ -143,15 +148,39 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             finally:
                 self.normals = False
 
-        def render_ids(self, scene: Any, seg_map: dict[Any, Any]) -> np.ndarray:
+        def render_ids(
+            self,
+            scene: Any,
+            seg_map: dict[Any, Any],
+            places: dict[Any, tuple[tuple[int, int, int, int], np.ndarray]] | None = None,
+        ) -> np.ndarray:
             """(h, w) float32 part ids of only the nodes in ``seg_map``, with no occluders, in
-            the current viewport (which may be any size: a grow-only framebuffer holds it)."""
+            the current viewport (which may be any size: a grow-only framebuffer holds it).
+            ``places``: each node drawn only into its own viewport ``(x, y, w, h)`` (GL window
+            coordinates, inside the current one) with its own projection matrix."""
             self._only = list(seg_map)
+            self._places = places
             try:
                 flags = pyrender.RenderFlags.SEG | pyrender.RenderFlags.OFFSCREEN
                 return self.render(scene, flags, seg_map)  # type: ignore[no-any-return]
             finally:
                 self._only = None
+                self._places = None
+                self._node = None
+
+        def _walk(self, nodes: list[Any]) -> Any:
+            for node in nodes:
+                self._node = node  # pyrender draws each node's primitives before the next
+                yield node
+
+        def _bind_and_draw_primitive(
+            self, primitive: Any, pose: Any, program: Any, flags: Any
+        ) -> None:
+            if self._places is not None:
+                (x, y, w, h), proj = self._places[self._node]
+                GL.glViewport(x, y, w, h)
+                program.set_uniform("P", proj)
+            super()._bind_and_draw_primitive(primitive, pose, program, flags)
 
         def _bind_lighting(self, scene: Any, program: Any, node: Any, flags: Any) -> None:
             super()._bind_lighting(scene, program, node, flags)
@@ -164,7 +193,7 @@ def make_gl_renderer(width: int, height: int, samples: int) -> Any:
             to front. Key: the distance to the mesh's far side, so a ground plane that spans
             the view is drawn after the objects standing on it."""
             if self._only is not None:
-                return self._only
+                return self._only if self._places is None else self._walk(self._only)
             if self.one_pass:  # after pyrender's clear, which must not touch the label buffers
                 k = 3 if self.normals else 2
                 GL.glDrawBuffers(k, att[:k])

@@ -377,32 +377,83 @@ class Renderer:
         camera's pixel grid; they may extend beyond the image). Each object is rasterized
         exactly as in the full frame, but only inside its window; the result is a boolean
         ``(v1 - v0, u1 - u0)`` mask per instance. Poses are those of the last :meth:`update`.
-        """
+
+        The windows are packed side by side into one framebuffer (an atlas) and drawn in one
+        pass, each object into its own window with the frame's projection shifted by the
+        window's corner (integer offsets: the same pixel centers as the frame)."""
         out: dict[int, np.ndarray] = {}
-        if not regions:
+        jobs = []
+        for inst, (u0, v0, u1, v1) in regions.items():
+            nodes = self._nodes_of.get(inst, [])
+            if not nodes or u1 <= u0 or v1 <= v0:
+                out[inst] = np.zeros((max(v1 - v0, 0), max(u1 - u0, 0)), bool)
+            else:
+                jobs.append((inst, nodes, (u0, v0, u1, v1)))
+        if not jobs:
             return out
-        gl = None
+        self._set_camera(k, near, far, pose_w_c)  # the view; each window has its projection
+        gl = self._gl(1, 1, None)  # sized per atlas below
         try:
-            for inst, (u0, v0, u1, v1) in regions.items():
-                nodes = self._nodes_of.get(inst, [])
-                w, h = u1 - u0, v1 - v0
-                if not nodes or w <= 0 or h <= 0:
-                    out[inst] = np.zeros((max(h, 0), max(w, 0)), bool)
-                    continue
-                # the same projection, shifted: pixel (u, v) of the window is (u0 + u, v0 + v)
-                kw = k.copy()
-                kw[0, 2] -= u0
-                kw[1, 2] -= v0
-                self._set_camera(kw, near, far, pose_w_c)
-                if gl is None:
-                    gl = self._gl(w, h, None)
-                gl.viewport_width, gl.viewport_height = w, h
-                ids = gl.render_ids(self.scene, {n: self._seg_map[n] for n in nodes})
-                out[inst] = ids > 0
+            sizes = [(u1 - u0, v1 - v0) for _, _, (u0, v0, u1, v1) in jobs]
+            for members, corners, (aw, ah) in pack_windows(sizes, _max_framebuffer_side()):
+                places: dict[Any, tuple[tuple[int, int, int, int], np.ndarray]] = {}
+                seg: dict[Any, Any] = {}
+                for j, (x, y) in zip(members, corners, strict=True):
+                    _, nodes, (u0, v0, u1, v1) = jobs[j]
+                    w, h = u1 - u0, v1 - v0
+                    cam = self.pyrender.IntrinsicsCamera(
+                        fx=k[0, 0], fy=k[1, 1], cx=k[0, 2] + 0.5 - u0, cy=k[1, 2] + 0.5 - v0,
+                        znear=near, zfar=far,
+                    )  # fmt: skip
+                    proj = cam.get_projection_matrix(w, h)
+                    for n in nodes:  # GL rows count from the bottom of the atlas
+                        places[n] = ((x, ah - y - h, w, h), proj)
+                        seg[n] = self._seg_map[n]
+                gl.viewport_width, gl.viewport_height = aw, ah
+                ids = gl.render_ids(self.scene, seg, places)
+                for j, (x, y) in zip(members, corners, strict=True):
+                    inst, _, (u0, v0, u1, v1) = jobs[j]
+                    out[inst] = ids[y : y + v1 - v0, x : x + u1 - u0] > 0
         finally:
-            if gl is not None:
-                self._offscreen._platform.make_uncurrent()
+            self._offscreen._platform.make_uncurrent()
         return out
+
+
+def pack_windows(
+    sizes: list[tuple[int, int]], limit: int
+) -> list[tuple[list[int], list[tuple[int, int]], tuple[int, int]]]:
+    """Shelf packing of windows ``(w, h)`` into atlases no larger than ``limit`` a side (a
+    window larger than that gets an atlas of its own size). Returns, per atlas, the indices
+    of its windows, their top-left corners (x right, y down) and the atlas size: rows of
+    windows of decreasing height, about as wide as the atlas is tall."""
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i][1], i))
+    area = sum(w * h for w, h in sizes)
+    width = min(max(max(w for w, _ in sizes), int(np.ceil(np.sqrt(1.2 * area)))), limit)
+    atlases: list[tuple[list[int], list[tuple[int, int]], tuple[int, int]]] = []
+    members: list[int] = []
+    corners: list[tuple[int, int]] = []
+    x = y = shelf = used_w = 0
+    for i in order:
+        w, h = sizes[i]
+        if x + w > width and x > 0:  # next shelf
+            x, y, shelf = 0, y + shelf, 0
+        if y + h > limit and members:  # next atlas
+            atlases.append((members, corners, (used_w, y + shelf)))
+            members, corners, x, y, shelf, used_w = [], [], 0, 0, 0, 0
+        members.append(i)
+        corners.append((x, y))
+        x += w
+        used_w, shelf = max(used_w, x), max(shelf, h)
+    atlases.append((members, corners, (used_w, y + shelf)))
+    return atlases
+
+
+def _max_framebuffer_side() -> int:
+    """The largest framebuffer side the current GL context supports (at most 8192: atlases
+    larger than that only waste memory)."""
+    from OpenGL import GL
+
+    return int(min(GL.glGetIntegerv(GL.GL_MAX_RENDERBUFFER_SIZE), 8192))
 
 
 def _mesh_bytes(mesh: Any) -> int:

@@ -244,7 +244,7 @@ class CameraLabeler:
         else:
             prev, prev_view = self._held
             _attach(prev, "fwd", rigid_flow(prev_view, view))
-            _attach(frame, "bwd", rigid_flow(view, prev_view))
+            _attach(frame, "bwd", rigid_flow(view, prev_view, scene_flow=False))
             out.append(prev)
         self._held = (frame, view)
         self._tick("flow", t)
