@@ -49,7 +49,9 @@ sensors:
      pose: {position: [0.3, 0.3, 2.0], orientation: {euler_deg: [0, 90, 0]}}}
 """
     plain = run_frames(sim, scene_from(text.replace("MATERIAL", "color: [0.8, 0.8, 0.8]")))[2][0]
-    textured = run_frames(sim, scene_from(text.replace("MATERIAL", "texture: 'simgen:textures/checker.png'")))[2][0]
+    textured = run_frames(
+        sim, scene_from(text.replace("MATERIAL", "texture: 'simgen:textures/checker.png'"))
+    )[2][0]
     assert plain.rgb.std() < 1.0  # uniform
     assert textured.rgb.std() > 20.0  # checker squares of 12.5 cm
     assert np.array_equal(plain.instance, textured.instance)
