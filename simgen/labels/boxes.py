@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from simgen.geometry import invert_pose
+
 #: (8, 3) signs of the box corners, in corner order (x is the slowest-varying axis).
 CORNER_SIGNS = np.array(
     [[sx, sy, sz] for sx in (-1.0, 1.0) for sy in (-1.0, 1.0) for sz in (-1.0, 1.0)]
@@ -70,7 +72,7 @@ def object_boxes(
     center, size = np.zeros((n, 3)), np.zeros((n, 3))
     if len(points_p) == 0:
         return center, size
-    inv_obj = _invert(object_poses_w)
+    inv_obj = invert_pose(object_poses_w)
     t_o_p = inv_obj[part_object] @ part_poses_w  # (P, 4, 4): part frame in its object's frame
     t = t_o_p[point_part]
     pts_o = np.einsum("vij,vj->vi", t[:, :3, :3], points_p) + t[:, :3, 3]
@@ -83,15 +85,6 @@ def object_boxes(
     center[has] = (lo[has] + hi[has]) / 2.0
     size[has] = hi[has] - lo[has]
     return center, size
-
-
-def _invert(t: np.ndarray) -> np.ndarray:
-    r = np.swapaxes(t[..., :3, :3], -1, -2)
-    out = np.zeros_like(t)
-    out[..., :3, :3] = r
-    out[..., :3, 3] = -np.einsum("...ij,...j->...i", r, t[..., :3, 3])
-    out[..., 3, 3] = 1.0
-    return out
 
 
 def box_corners(center: np.ndarray, size: np.ndarray, rotation: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from functools import cached_property
 
 import numpy as np
 
+from simgen.geometry import invert_pose
 from simgen.labels.occlusion import DepthTest
 
 #: Flow status per pixel.
@@ -84,15 +85,6 @@ def empty_flow(height: int, width: int) -> Flow:
     )
 
 
-def _inv(t: np.ndarray) -> np.ndarray:
-    r = np.swapaxes(t[..., :3, :3], -1, -2)
-    out = np.zeros_like(t)
-    out[..., :3, :3] = r
-    out[..., :3, 3] = -np.einsum("...ij,...j->...i", r, t[..., :3, 3])
-    out[..., 3, 3] = 1.0
-    return out
-
-
 def rigid_flow(src: FlowView, dst: FlowView, scene_flow: bool = True) -> Flow:
     """Flow of every labeled pixel of ``src`` into ``dst`` (forward if dst is later);
     ``scene_flow``: also the world displacement (else left 0).
@@ -105,8 +97,8 @@ def rigid_flow(src: FlowView, dst: FlowView, scene_flow: bool = True) -> Flow:
     out = empty_flow(h, w)
     part, z = src.part, src.depth_m
     valid = part > 0
-    t_c1_w = _inv(dst.pose_w_c)
-    motion = dst.part_poses_w @ _inv(src.part_poses_w)  # (P, 4, 4), world frame
+    t_c1_w = invert_pose(dst.pose_w_c)
+    motion = dst.part_poses_w @ invert_pose(src.part_poses_w)  # (P, 4, 4), world frame
     moving = np.concatenate([[False], _not_identity(motion)])  # by part id
     camera = t_c1_w @ src.pose_w_c  # how still parts move from camera 0 to camera 1
     # matrices by part id (0: still parts) from camera-0 points to camera-1 points
