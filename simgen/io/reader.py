@@ -191,6 +191,8 @@ class Dataset:
             raise DatasetError(
                 f"{self.path}: no episode {index}; episodes are {self.episode_indices}"
             )
+        if index in self.unreadable():
+            raise DatasetError(f"{self.path}: episode {index}: {self.unreadable()[index]}")
         try:
             g = self.file["episodes"][name]
         except KeyError:  # an index whose linked file is gone
@@ -199,8 +201,6 @@ class Dataset:
                 f"{self.path}: episode {index} is stored in {getattr(target, 'filename', '?')}, "
                 "which cannot be read"
             ) from None
-        if index in self.unreadable():
-            raise DatasetError(f"{self.path}: episode {index}: {self.unreadable()[index]}")
         if not g.attrs.get("complete", False):
             raise DatasetError(f"{self.path}: episode {index} is incomplete")
         lacking = [m for m in EPISODE_MEMBERS if m not in g]
