@@ -147,7 +147,7 @@ def test_too_little_free_space_stops_before_anything_is_written(monkeypatch, tmp
     assert not list(tmp_path.glob("x.h5*"))
     from simgen.run.scale import render_directory
 
-    with pytest.raises(StorageError, match="only 1.0 MB free"):
+    with pytest.raises(StorageError, match=r"only 1\.0 MB free"):
         render_directory(scene_from(SCENE), tmp_path / "d", episodes=range(2), seed=0)
 
 

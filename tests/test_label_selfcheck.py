@@ -54,13 +54,34 @@ def test_consistent_labels_pass() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda a: a["instance"].__setitem__((2, 2), 4), "'instance_ids' .* holds id 4, which is not in the object table \\(ids 1..3\\)"),
-        (lambda a: a["box2d_tight"].__setitem__(1, [5, 3, 7, 4]), "'box2d_in_image' .* instance 2 is \\[5, 3, 7, 4\\], outside the 6x4 image"),
-        (lambda a: a["box2d_tight"].__setitem__(0, [3, 0, 1, 2]), "'box2d_in_image' .* instance 1 is \\[3, 0, 1, 2\\]"),
-        (lambda a: a["box2d_tight"].__setitem__(2, [-1, 0, 0, 0]), "'box2d_in_image' .* instance 3 is \\[-1, 0, 0, 0\\]"),
-        (lambda a: a["visible_pixels"].__setitem__(2, 5), "instance 3 has visible_pixels 5 but box2d_tight \\[0, 0, 0, 0\\]"),
-        (lambda a: a["depth_m"].__setitem__((1, 2), np.nan), "'depth_on_objects' .* depth_m is nan at pixel \\(u=2, v=1\\) of instance 1"),
-        (lambda a: a["depth_m"].__setitem__((3, 5), 0.0), "depth_m is 0.0 at pixel \\(u=5, v=3\\) of instance 2"),
+        (
+            lambda a: a["instance"].__setitem__((2, 2), 4),
+            "'instance_ids' .* holds id 4, which is not in the object table \\(ids 1..3\\)",
+        ),
+        (
+            lambda a: a["box2d_tight"].__setitem__(1, [5, 3, 7, 4]),
+            "'box2d_in_image' .* instance 2 is \\[5, 3, 7, 4\\], outside the 6x4 image",
+        ),
+        (
+            lambda a: a["box2d_tight"].__setitem__(0, [3, 0, 1, 2]),
+            "'box2d_in_image' .* instance 1 is \\[3, 0, 1, 2\\]",
+        ),
+        (
+            lambda a: a["box2d_tight"].__setitem__(2, [-1, 0, 0, 0]),
+            "'box2d_in_image' .* instance 3 is \\[-1, 0, 0, 0\\]",
+        ),
+        (
+            lambda a: a["visible_pixels"].__setitem__(2, 5),
+            "instance 3 has visible_pixels 5 but box2d_tight \\[0, 0, 0, 0\\]",
+        ),
+        (
+            lambda a: a["depth_m"].__setitem__((1, 2), np.nan),
+            "'depth_on_objects' .* depth_m is nan at pixel \\(u=2, v=1\\) of instance 1",
+        ),
+        (
+            lambda a: a["depth_m"].__setitem__((3, 5), 0.0),
+            "depth_m is 0.0 at pixel \\(u=5, v=3\\) of instance 2",
+        ),
     ],
 )
 def test_each_inconsistency_is_named_with_sensor_frame_and_value(change, message) -> None:
@@ -75,7 +96,7 @@ def test_lidar_instance_ids_are_checked() -> None:
     f = SensorFrame(
         "lidar", "lidar", 0, 0, 0, 0.0, np.eye(4), ragged={"instance": np.array([0, 1, 2, 9])}
     )
-    with pytest.raises(LabelCheckError, match="'instance_ids' .* holds id 9"):
+    with pytest.raises(LabelCheckError, match=r"'instance_ids' .* holds id 9"):
         LabelChecker([1, 2]).check(f)
 
 

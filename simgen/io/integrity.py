@@ -202,7 +202,9 @@ def _parse_records(raw: Any, report: IntegrityReport, where: str) -> dict[int, s
 
 def _note_index(index: Path, expected: dict[int, _Expected], report: IntegrityReport) -> None:
     if not index.is_file():
-        report.problems.append(f"{index.name} is missing ('simgen render ... --resume' rebuilds it)")
+        report.problems.append(
+            f"{index.name} is missing ('simgen render ... --resume' rebuilds it)"
+        )
         return
     try:
         with h5py.File(index, "r") as h:
@@ -278,6 +280,9 @@ def _check_group(
         return EpisodeCheck(index, "unchecked", file, why)
     if digest != exp.sha256:
         return EpisodeCheck(
-            index, "mismatch", file, f"content checksum {digest[:12]}… != recorded {exp.sha256[:12]}…"
+            index,
+            "mismatch",
+            file,
+            f"content checksum {digest[:12]}… != recorded {exp.sha256[:12]}…",
         )
     return EpisodeCheck(index, "ok", file)

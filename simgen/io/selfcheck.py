@@ -57,9 +57,7 @@ class LabelChecker:
                 self._ids(f, key, ids)
         inst = a.get("instance")
         if "box2d_tight" in a:
-            shape = next(
-                (a[k].shape[:2] for k in ("instance", "depth_m", "rgb") if k in a), None
-            )
+            shape = next((a[k].shape[:2] for k in ("instance", "depth_m", "rgb") if k in a), None)
             if shape is not None:
                 self._boxes(f, a["box2d_tight"], a.get("visible_pixels"), shape)
         if inst is not None and "depth_m" in a:

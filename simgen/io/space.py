@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from simgen.errors import OutputError, StorageError
+from simgen.errors import StorageError
 
 #: Stop before an episode when the output folder has less free space than this (bytes).
 MIN_FREE_BYTES = 32 << 20
