@@ -510,6 +510,7 @@ def params(
     if by not in ("episode", "parameter"):
         raise SimgenError(f"--by {by!r}: expected 'episode' or 'parameter'")
     records = episode_records(dataset, param)
+    _warn_missing(dataset)
     if episode is not None:
         records = [r for r in records if r["episode"] == episode]
         if not records:
@@ -532,6 +533,21 @@ def params(
         for k, v in episode_rows(rec):
             t.add_row(_escape(k), _escape(v))
         out.print(t)
+
+
+def _warn_missing(dataset: Path) -> None:
+    """Failed, unreadable or never rendered episodes, on stderr (a listing never hides them)."""
+    from simgen.io.reader import Dataset
+
+    with Dataset(dataset) as ds:
+        for f in ds.failures():
+            console.print(
+                f"[yellow]warning[/] episode {f.get('index')} failed (seed {f.get('seed')}): "
+                f"{_escape(str(f.get('error', '')))}",
+                highlight=False,
+            )
+        for p in ds.problems():
+            console.print(f"[yellow]warning[/] missing: {_escape(p)}", highlight=False)
 
 
 @app.command()

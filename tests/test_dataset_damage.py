@@ -231,6 +231,8 @@ def test_a_missing_or_corrupt_shard_reads_what_is_intact_and_says_what_is_missin
         assert r.exit_code == 0 and "MISSING" in r.output and why in " ".join(r.output.split())
         r = simgen("stats", d)
         assert r.exit_code == 0 and "warning missing: episode 0: its file" in r.output
+        r = simgen("params", d)
+        assert r.exit_code == 0 and "warning missing: episode 2: its file" in r.output
         for name in ("export", "verify"):
             assert_clean_error(run_command(name, d, tmp_path), "incomplete", why)
         with pytest.raises(DatasetError, match="incomplete: episode 0"):
@@ -288,6 +290,8 @@ def test_failed_episodes_are_shown_by_inspect_stats_and_report(made, tmp_path) -
     text = " ".join(r.output.split())
     assert "1 episodes failed and are missing: episode 3 (seed 123456)" in text
     assert "not rendered (4-5)" in text
+    r = simgen("params", d)
+    assert "warning episode 3 failed (seed 123456): SceneError: mass <= 0" in r.output
     r = simgen("report", d, "-o", tmp_path / "r.html")
     assert r.exit_code == 0, r.output
     html = (tmp_path / "r.html").read_text()
