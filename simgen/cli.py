@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from simgen.errors import SceneError, SimgenError
+from simgen.errors import SceneError, SimgenError, StorageError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -37,6 +37,8 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except SimgenError as e:
             console.print("[bold red]error:[/]", _escape(str(e)), highlight=False)
+            if isinstance(e, StorageError):
+                _PROCESS["storage_failed"] = True
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print(
@@ -699,8 +701,37 @@ def compare(
         out.print(f"  {_escape(line)}")
 
 
+#: Facts about this process that :func:`main` acts on at exit.
+_PROCESS = {"storage_failed": False}
+
+
+def _quiet_failed_writes(previous: Any) -> Any:
+    """An unraisable-exception hook that drops what h5py reports while it frees the objects of
+    a file whose write failed for the output's reason (the writer raises that failure as a
+    StorageError, which is reported)."""
+    from simgen.io.space import output_errno
+
+    def hook(u: Any) -> None:
+        if output_errno(u.exc_value) is not None and "h5py" in repr(u.object):
+            return
+        previous(u)
+
+    return hook
+
+
 def main() -> None:
-    app()
+    """The ``simgen`` command. After a write failed because the output cannot be written (full
+    disk...), the process ends without running HDF5's exit handlers: HDF5 would try to flush the
+    broken file once more and may crash (the partial file is already removed)."""
+    sys.unraisablehook = _quiet_failed_writes(sys.unraisablehook)
+    try:
+        app()
+    except SystemExit as e:
+        if not _PROCESS["storage_failed"]:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(e.code if isinstance(e.code, int) else 2)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,48 @@ def test_a_full_disk_in_the_workers_stops_the_run_and_resume_completes_it(
     assert check_integrity(out).ok
 
 
+def _file_size_limit(limit: int):  # type: ignore[no-untyped-def]
+    """preexec_fn: files of the process (and its workers) may not grow past ``limit`` bytes;
+    writes beyond fail with EFBIG inside HDF5, as a full disk fails them with ENOSPC."""
+
+    def apply() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_real_hdf5_write_failure_stops_the_run(reference, tmp_path) -> None:
+    """Not injected: the kernel refuses the writes (RLIMIT_FSIZE) while HDF5 merges parts into
+    a shard; h5py reports it with the errno only in its message."""
+    scene = tmp_path / "s.yaml"
+    scene.write_text(SCENE)
+    out = tmp_path / "out"
+    args = ["render", str(scene), "-o", str(out), "-n", str(EPISODES), "-s", str(SEED), "-j", "2"]
+    r = subprocess.run(
+        [sys.executable, "-m", "simgen.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        preexec_fn=_file_size_limit(700_000),  # a part (~0.4 MB) fits, a shard does not
+    )
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 2, r.stderr
+    assert "error: cannot write" in err and "(EFBIG)" in err and "--resume" in err, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["failed"] == {}
+    committed = digests(out)
+    assert committed and all(reference[i] == d for i, d in committed.items())
+    assert check_integrity(out).ok
+    r = simgen_process(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert digests(out) == reference and not list((out / "parts").iterdir())
+
+
 def test_a_full_disk_in_a_single_file_render_leaves_nothing(monkeypatch, tmp_path) -> None:
     import simgen.io.writer as writer
 

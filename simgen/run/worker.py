@@ -236,9 +236,8 @@ class RenderWorker:
         except Exception as e:
             (self.root / (name + ".partial")).unlink(missing_ok=True)
             output = isinstance(e, StorageError)
-            return MergeOutcome(
-                name, [], describe_error(e), time.perf_counter() - t0, records, output=output
-            )
+            error = str(e) if output else describe_error(e)
+            return MergeOutcome(name, [], error, time.perf_counter() - t0, records, output=output)
         return MergeOutcome(name, merged, "", time.perf_counter() - t0, records)
 
 
