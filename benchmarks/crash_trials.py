@@ -2,8 +2,9 @@
 
 Each trial renders a small dataset (10 episodes of a tiny scene, 2 workers) into a fresh
 dataset directory with ``simgen render``, kills the driver with SIGKILL at a moment drawn
-uniformly from [0, 1.2 x the uninterrupted run time] (so some kills land during start-up, some
-between commits, some during merges, a few after the end), checks what is on disk (every
+uniformly from [0, the uninterrupted run time] (so some kills land during start-up, some
+between commits, some during merges; a run that happens to be faster finishes), checks what is
+on disk (every
 committed part and shard opens and matches its recorded checksums; no worker outlives the
 driver), then runs ``--resume`` (in a third of the trials the resume is killed too, at a random
 moment, and resumed again) and compares every episode's content checksum with an uninterrupted
@@ -141,14 +142,17 @@ def main() -> None:
             "-n", str(EPISODES), "-s", str(SEED), "-j", "2", "--log-json", *extra,
         ]  # fmt: skip
 
-    t0 = time.perf_counter()
-    calib = run_and_kill(cmd(tmp / "calib"), None)
-    full = time.perf_counter() - t0
-    assert calib["rc"] == 0, calib
+    times = []  # the uninterrupted run's time: the shorter of two runs (the machine may be shared)
+    for c in range(2):
+        t0 = time.perf_counter()
+        calib = run_and_kill(cmd(tmp / f"calib{c}"), None)
+        times.append(time.perf_counter() - t0)
+        assert calib["rc"] == 0, calib
+    full = min(times)
     trials = []
     for k in range(args.trials):
         out = tmp / f"t{k:03d}"
-        delay = float(rng.uniform(0.0, 1.2 * full))
+        delay = float(rng.uniform(0.0, full))
         first = run_and_kill(cmd(out), delay)
         intact, n_committed, why = committed_ok(out, reference) if out.exists() else (True, 0, "")
         steps = [first]

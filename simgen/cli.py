@@ -58,7 +58,10 @@ def reads_dataset(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from simgen.io.damage import dataset_read_errors
 
-        with dataset_read_errors(kwargs.get("dataset") or kwargs.get("a") or "the dataset"):
+        where = kwargs.get("dataset") or " or ".join(
+            str(kwargs[k]) for k in ("a", "b") if kwargs.get(k) is not None
+        )
+        with dataset_read_errors(where or "the dataset"):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
