@@ -1,10 +1,11 @@
 """Crash and resume trials: kill -9 a parallel render at a random moment, resume, compare.
 
 Each trial renders a small dataset (10 episodes of a tiny scene, 2 workers) into a fresh
-dataset directory with ``simgen render``, kills the driver with SIGKILL at a moment drawn
-uniformly from [0, the uninterrupted run time] (so some kills land during start-up, some
-between commits, some during merges; a run that happens to be faster finishes), checks what is
-on disk (every
+dataset directory with ``simgen render``, kills the driver with SIGKILL at a random moment
+(even trials: uniform over the uninterrupted run time, start-up included; odd trials: uniform
+over the time from the first committed episode to the end, so kills land between commits,
+during commits and merges; a run that happens to be faster finishes), checks what is on disk
+(every
 committed part and shard opens and matches its recorded checksums; no worker outlives the
 driver), then runs ``--resume`` (in a third of the trials the resume is killed too, at a random
 moment, and resumed again) and compares every episode's content checksum with an uninterrupted
@@ -87,8 +88,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-def run_and_kill(cmd: list[str], delay: float | None) -> dict[str, object]:
-    """Run ``cmd``; with ``delay``, SIGKILL it after that many seconds. Returns what happened."""
+def run_and_kill(
+    cmd: list[str], delay: float | None, after_first_commit: bool = False
+) -> dict[str, object]:
+    """Run ``cmd``; with ``delay``, SIGKILL it after that many seconds (counted from its first
+    committed episode if ``after_first_commit``). Returns what happened."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -96,6 +100,9 @@ def run_and_kill(cmd: list[str], delay: float | None) -> dict[str, object]:
     lines: list[str] = []
     reader = threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True)
     reader.start()
+    if after_first_commit:
+        while not any('"episode"' in x for x in lines) and proc.poll() is None:
+            time.sleep(0.01)
     killed = False
     try:
         proc.wait(timeout=delay if delay is not None else 600)
@@ -142,21 +149,27 @@ def main() -> None:
             "-n", str(EPISODES), "-s", str(SEED), "-j", "2", "--log-json", *extra,
         ]  # fmt: skip
 
-    times = []  # the uninterrupted run's time: the shorter of two runs (the machine may be shared)
+    times, firsts = [], []  # the uninterrupted run: the shorter of two (the machine is shared)
     for c in range(2):
         t0 = time.perf_counter()
-        calib = run_and_kill(cmd(tmp / f"calib{c}"), None)
+        proc = subprocess.Popen(cmd(tmp / f"calib{c}"), cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if '"episode"' in line and len(firsts) == c:
+                firsts.append(time.perf_counter() - t0)
+        assert proc.wait() == 0
         times.append(time.perf_counter() - t0)
-        assert calib["rc"] == 0, calib
-    full = min(times)
+    full, first = min(times), min(firsts)
     trials = []
     for k in range(args.trials):
         out = tmp / f"t{k:03d}"
-        delay = float(rng.uniform(0.0, full))
-        first = run_and_kill(cmd(out), delay)
+        # even trials: a moment of the whole run (start-up included); odd: after the first commit
+        late = k % 2 == 1
+        delay = float(rng.uniform(0.0, full - first if late else full))
+        started = run_and_kill(cmd(out), delay, after_first_commit=late)
         intact, n_committed, why = committed_ok(out, reference) if out.exists() else (True, 0, "")
-        steps = [first]
-        if rng.uniform() < 1 / 3 and first["killed"]:  # kill the resume too
+        steps = [started]
+        if rng.uniform() < 1 / 3 and started["killed"]:  # kill the resume too
             steps.append(run_and_kill(cmd(out, "--resume"), float(rng.uniform(0.0, full))))
             ok2, _, why2 = committed_ok(out, reference)
             intact, why = intact and ok2, why or why2
@@ -168,6 +181,7 @@ def main() -> None:
         t = {
             "trial": k,
             "kill_at_s": round(delay, 3),
+            "counted_from": "first commit" if late else "start",
             "committed_at_kill": n_committed,
             "kills": sum(bool(s["killed"]) for s in steps),
             "committed_files_intact": intact,
@@ -196,6 +210,7 @@ def main() -> None:
         "trials": len(trials),
         "all_good": len(good),
         "uninterrupted_run_s": round(full, 2),
+        "first_commit_s": round(first, 2),
         "killed_before_first_commit": sum(t["committed_at_kill"] == 0 for t in trials),
         "killed_twice": sum(t["kills"] == 2 for t in trials),
         "finished_before_kill": sum(t["kills"] == 0 for t in trials),
