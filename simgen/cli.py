@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from simgen.errors import SceneError, SimgenError
+from simgen.errors import SceneError, SimgenError, StorageError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -37,6 +37,8 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except SimgenError as e:
             console.print("[bold red]error:[/]", _escape(str(e)), highlight=False)
+            if isinstance(e, StorageError):
+                _PROCESS["storage_failed"] = True
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print(
@@ -44,6 +46,23 @@ def user_errors(fn: F) -> F:
                 "(a dataset directory continues with --resume)"
             )
             raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def reads_dataset(fn: F) -> F:
+    """A command reading a dataset: an HDF5 read failure deep inside (flipped bytes, a group an
+    older simgen did not write) becomes one clear error naming the dataset."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from simgen.io.damage import dataset_read_errors
+
+        where = kwargs.get("dataset") or " or ".join(
+            str(kwargs[k]) for k in ("a", "b") if kwargs.get(k) is not None
+        )
+        with dataset_read_errors(where or "the dataset"):
+            return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -358,6 +377,7 @@ def schema(
 
 @app.command()
 @user_errors
+@reads_dataset
 def inspect(
     dataset: Path = typer.Argument(..., help="dataset file"),
     episode: int = typer.Option(
@@ -388,6 +408,7 @@ def inspect(
 
 @app.command()
 @user_errors
+@reads_dataset
 def verify(
     dataset: Path = typer.Argument(..., help="dataset file"),
     episode: list[int] = typer.Option(
@@ -396,11 +417,24 @@ def verify(
     max_frames: int = typer.Option(
         None, "--max-frames", min=1, help="check at most this many frames per camera and episode"
     ),
+    integrity: bool = typer.Option(
+        False,
+        "--integrity",
+        help="instead: re-read every committed episode and compare it with its recorded "
+        "checksum (docs/reliability.md)",
+    ),
 ) -> None:
     """Cross-check the labels (boxes vs masks, amodal vs visible, flow vs depth and poses,
     LiDAR vs camera) and report the worst residual of each check (docs/labels.md lists them).
+    With --integrity, check every episode's content against its checksum instead.
     Exit 0 if all pass, 1 if not."""
     from simgen.io.verify import verify_dataset
+
+    if integrity:
+        if episode or max_frames:
+            raise SimgenError("--integrity checks every episode: leave out --episode, --max-frames")
+        _verify_integrity(dataset)
+        return
 
     report = verify_dataset(dataset, episodes=episode or None, max_frames=max_frames)
     t = Table(title=f"{dataset}: {report.frames} camera frames")
@@ -416,8 +450,31 @@ def verify(
         raise typer.Exit(1)
 
 
+def _verify_integrity(dataset: Path) -> None:
+    from simgen.io.integrity import check_integrity
+
+    r = _with_progress("checking", lambda cb: check_integrity(dataset, progress=cb))
+    if r.bad:
+        t = Table(title=f"{dataset}: episodes that fail the integrity check")
+        for col in ("episode", "status", "file", "detail"):
+            t.add_column(col)
+        for e in r.bad:
+            t.add_row(str(e.index), f"[red]{e.status}[/]", _escape(e.file), _escape(e.detail))
+        out.print(t)
+    for p in r.problems:
+        out.print(f"[red]problem[/] {_escape(p)}", highlight=False)
+    for n in r.notes:
+        out.print(f"[cyan]note[/] {_escape(n)}", highlight=False)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(r.counts().items())) or "no episodes"
+    verdict = "[green]ok[/]" if r.ok else "[red]FAILED[/]"
+    out.print(f"{verdict} {_escape(str(dataset))} ({r.layout}): {counts}", highlight=False)
+    if not r.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 @user_errors
+@reads_dataset
 def export(
     dataset: Path = typer.Argument(..., help="dataset file"),
     fmt: str = typer.Option(..., "--format", "-f", help="coco, kitti, yolo or folders"),
@@ -442,6 +499,7 @@ def export(
 
 @app.command()
 @user_errors
+@reads_dataset
 def params(
     dataset: Path = typer.Argument(..., help="dataset file"),
     episode: int = typer.Option(None, "--episode", "-e", help="only this episode"),
@@ -457,6 +515,7 @@ def params(
     if by not in ("episode", "parameter"):
         raise SimgenError(f"--by {by!r}: expected 'episode' or 'parameter'")
     records = episode_records(dataset, param)
+    _warn_missing(dataset)
     if episode is not None:
         records = [r for r in records if r["episode"] == episode]
         if not records:
@@ -481,8 +540,24 @@ def params(
         out.print(t)
 
 
+def _warn_missing(dataset: Path) -> None:
+    """Failed, unreadable or never rendered episodes, on stderr (a listing never hides them)."""
+    from simgen.io.reader import Dataset
+
+    with Dataset(dataset) as ds:
+        for f in ds.failures():
+            console.print(
+                f"[yellow]warning[/] episode {f.get('index')} failed (seed {f.get('seed')}): "
+                f"{_escape(str(f.get('error', '')))}",
+                highlight=False,
+            )
+        for p in ds.problems():
+            console.print(f"[yellow]warning[/] missing: {_escape(p)}", highlight=False)
+
+
 @app.command()
 @user_errors
+@reads_dataset
 def stats(
     dataset: Path = typer.Argument(..., help="dataset file or directory"),
     output: Path = typer.Option(None, "--output", "-o", help="write the statistics as JSON"),
@@ -550,6 +625,7 @@ def _print_stats(s: dict[str, Any], warns: list[dict[str, str]]) -> None:
 
 @app.command()
 @user_errors
+@reads_dataset
 def report(
     dataset: Path = typer.Argument(..., help="dataset file or directory"),
     output: Path = typer.Option(..., "--output", "-o", help="the HTML file to write"),
@@ -594,6 +670,7 @@ def report(
 
 @app.command()
 @user_errors
+@reads_dataset
 def compare(
     a: Path = typer.Argument(..., help="dataset A: simgen, or COCO (folder or annotations JSON)"),
     b: Path = typer.Argument(..., help="dataset B, e.g. real data in COCO format"),
@@ -627,8 +704,37 @@ def compare(
         out.print(f"  {_escape(line)}")
 
 
+#: Facts about this process that :func:`main` acts on at exit.
+_PROCESS = {"storage_failed": False}
+
+
+def _quiet_failed_writes(previous: Any) -> Any:
+    """An unraisable-exception hook that drops what h5py reports while it frees the objects of
+    a file whose write failed for the output's reason (the writer raises that failure as a
+    StorageError, which is reported)."""
+    from simgen.io.space import output_errno
+
+    def hook(u: Any) -> None:
+        if output_errno(u.exc_value) is not None and "h5py" in repr(u.object):
+            return
+        previous(u)
+
+    return hook
+
+
 def main() -> None:
-    app()
+    """The ``simgen`` command. After a write failed because the output cannot be written (full
+    disk...), the process ends without running HDF5's exit handlers: HDF5 would try to flush the
+    broken file once more and may crash (the partial file is already removed)."""
+    sys.unraisablehook = _quiet_failed_writes(sys.unraisablehook)
+    try:
+        app()
+    except SystemExit as e:
+        if not _PROCESS["storage_failed"]:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(e.code if isinstance(e.code, int) else 2)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from simgen.errors import DatasetError
+from simgen.io.damage import dataset_read_errors
 from simgen.io.layout import episode_group_name
 from simgen.io.reader import Dataset as _File
 
@@ -50,7 +51,9 @@ class Dataset:
         self.path = Path(path)
         with _File(self.path) as f:
             if not f.complete:
-                raise DatasetError(f"{self.path}: the dataset is incomplete (an unfinished run)")
+                raise DatasetError(
+                    f"{self.path}: the dataset is incomplete: {f.incomplete_reason()}"
+                )
             chosen = f.episode_indices if episodes is None else list(episodes)
             if not chosen:
                 raise DatasetError(f"{self.path}: no episodes to read")
@@ -71,6 +74,7 @@ class Dataset:
             g = first.g["sensors"][sensor]
             self._layout = {x: _layout(g[x]) for x in self.fields}
             self.classes = f.classes
+            self._h5path = Path(f.file.filename)  # a directory is read through its index
             self.index: list[tuple[int, int]] = []
             for e in chosen:
                 n = f.episode(e).num_frames(sensor)
@@ -90,6 +94,10 @@ class Dataset:
 
     def get(self, episode: int, frame: int) -> dict[str, Any]:
         """The chosen fields of ``frame`` of episode ``episode``."""
+        with dataset_read_errors(self.path, f"episode {episode}, frame {frame}"):
+            return self._get(episode, frame)
+
+    def _get(self, episode: int, frame: int) -> dict[str, Any]:
         f = self._file()
         path = f"episodes/{episode_group_name(episode)}/sensors/{self.sensor}"
         if path not in f:
@@ -114,7 +122,10 @@ class Dataset:
     def _file(self) -> h5py.File:
         if self._h5 is None or self._pid != os.getpid():
             # a new process (DataLoader worker): never reuse a handle opened by the parent
-            self._h5 = h5py.File(self.path, "r")
+            try:
+                self._h5 = h5py.File(self._h5path, "r")
+            except OSError as e:
+                raise DatasetError(f"{self.path}: cannot be read ({e})") from None
             self._pid = os.getpid()
         return self._h5
 

@@ -10,7 +10,9 @@ Hierarchy::
     ├── RenderBackendError       no usable OpenGL platform (names what to install)
     ├── SimulationError          the physics engine failed on a valid scene
     ├── DatasetError             a dataset file is missing, foreign, truncated or of a newer format
+    ├── LabelCheckError          a frame's labels failed a self-check on write (nothing stored)
     └── OutputError              the output path cannot be written
+        └── StorageError         ... at all: full disk, quota, read-only or unwritable folder
 
 Errors that are not a ``SimgenError`` are bugs in simgen and keep their traceback.
 """
@@ -103,5 +105,17 @@ class DatasetError(SimgenError):
     """A dataset is missing, foreign, truncated, or written by an incompatible version."""
 
 
+class LabelCheckError(SimgenError):
+    """A frame's labels contradict each other (simgen.io.selfcheck): the episode fails and
+    nothing of it is stored. A bug in simgen or a plugin; the message names the check, the
+    sensor, the frame and the offending value."""
+
+
 class OutputError(SimgenError):
     """The output could not be written (unwritable path, full disk, existing file)."""
+
+
+class StorageError(OutputError):
+    """The output cannot be written at all (no space left, quota, read-only or unwritable
+    folder): retrying the episode or going on to the next fails the same way, so a run stops
+    (committed episodes are kept; ``--resume`` continues once the cause is fixed)."""

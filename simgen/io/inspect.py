@@ -52,7 +52,25 @@ def summarize(path: str | Path) -> dict[str, Any]:
         if ds.is_directory:
             rows.insert(1, ("layout", "directory (index.h5 + shards)"))
         rows.append(("size", f"{size / 1e6:.2f} MB"))
-    return {"rows": rows, "frames": total_frames, "sensors": sensors}
+        failures, problems = ds.failures(), ds.problems()
+        rows.append(("failed episodes", str(len(failures))))
+        for f in failures:
+            rows.append(
+                (
+                    f"failed {f.get('index', '?')}",
+                    f"seed {f.get('seed', '?')}, {f.get('attempts', '?')} attempts: "
+                    f"{f.get('error', '')}",
+                )
+            )
+        for text in problems:
+            rows.append(("MISSING", text))
+    return {
+        "rows": rows,
+        "frames": total_frames,
+        "sensors": sensors,
+        "failures": failures,
+        "problems": problems,
+    }
 
 
 def write_frame_images(

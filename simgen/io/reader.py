@@ -11,7 +11,11 @@ import h5py
 import numpy as np
 
 from simgen.errors import DatasetError
+from simgen.io.damage import dataset_read_errors
 from simgen.io.layout import FORMAT_NAME, FORMAT_VERSION, episode_group_name
+
+#: What every stored episode holds; an episode without them is damaged (or not simgen's).
+EPISODE_MEMBERS = ("objects/instance_id", "objects/class_id", "sensors", "state")
 
 
 def _open_h5(path: Path) -> h5py.File:
@@ -44,6 +48,7 @@ class Dataset:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.file = _open_h5(self.path)
+        self._unreadable: dict[int, str] | None = None
         try:
             self._check()
         except BaseException:
@@ -90,7 +95,8 @@ class Dataset:
 
     @property
     def complete(self) -> bool:
-        return bool(self.file.attrs.get("complete", False))
+        """The run finished every requested episode, and every one of them can be read."""
+        return bool(self.file.attrs.get("complete", False)) and not self.unreadable()
 
     @property
     def is_directory(self) -> bool:
@@ -98,8 +104,10 @@ class Dataset:
 
     @property
     def episode_indices(self) -> list[int]:
+        """The committed episodes that can be read (see :meth:`unreadable` for the others)."""
         if self.is_directory:  # an index links committed episodes only
-            return sorted(int(name) for name in self.file["episodes"])
+            bad = self.unreadable()
+            return sorted(int(n) for n in self.file["episodes"] if int(n) not in bad)
         out = []
         for name, g in self.file["episodes"].items():
             if g.attrs.get("complete", False):
@@ -108,6 +116,70 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.episode_indices)
+
+    # -- what is missing ------------------------------------------------------------------------
+
+    def unreadable(self) -> dict[int, str]:
+        """Committed episodes of a dataset directory whose file is missing or damaged, with
+        why (each file is opened once). Empty for a single file."""
+        if self._unreadable is None:
+            self._unreadable = _unreadable_links(self.file) if self.is_directory else {}
+        return self._unreadable
+
+    def _manifest(self) -> tuple[dict[str, Any] | None, str]:
+        """(the directory's manifest, or None and why it cannot be read)."""
+        from simgen.io.store import MANIFEST
+
+        m = Path(self.file.filename).parent / MANIFEST
+        if not m.is_file():
+            return None, f"{MANIFEST} is missing"
+        try:
+            d = json.loads(m.read_text())
+            if not isinstance(d, dict) or not isinstance(d.get("failed", {}), dict):
+                raise ValueError("not a simgen manifest")
+        except (OSError, ValueError) as e:
+            return None, f"{MANIFEST} cannot be read ({e})"
+        return d, ""
+
+    def failures(self) -> list[dict[str, Any]]:
+        """Episodes the run recorded as failed (index, seed, error, attempts). A single file
+        holds none (a file is written only when every episode succeeded); a directory's come
+        from its manifest ([] when it cannot be read: :meth:`problems` says so)."""
+        if not self.is_directory:
+            return []
+        d, _ = self._manifest()
+        if d is None:
+            return []
+        return [dict(v) for _, v in sorted(d.get("failed", {}).items())]
+
+    def problems(self) -> list[str]:
+        """What is missing or unknown, one line each: unreadable episodes, an unreadable
+        manifest, requested episodes neither committed nor failed (a run that stopped early).
+        Failed episodes are listed by :meth:`failures`."""
+        out = [f"episode {i}: {why}" for i, why in sorted(self.unreadable().items())]
+        if not self.is_directory:
+            return out
+        d, why = self._manifest()
+        if d is None:
+            return [*out, f"{why}: the failed episodes of the run are unknown"]
+        requested = {i for a, b in d.get("requested", []) for i in range(int(a), int(b))}
+        known = {int(n) for n in self.file["episodes"]} | {int(k) for k in d.get("failed", {})}
+        left = sorted(requested - known)
+        if left:
+            out.append(
+                f"{len(left)} requested episodes were not rendered ({_ranges(left)}): the run "
+                "stopped early; 'simgen render ... --resume' continues it"
+            )
+        return out
+
+    def incomplete_reason(self) -> str:
+        """Why :attr:`complete` is False, in one line ("" when complete)."""
+        if self.complete:
+            return ""
+        why = [*self.problems(), *(f"episode {f['index']} failed" for f in self.failures())]
+        return "; ".join(why[:5]) + (f"; ... ({len(why)} problems)" if len(why) > 5 else "") or (
+            "an unfinished run"
+        )
 
     def __iter__(self) -> Iterator[Episode]:
         for i in self.episode_indices:
@@ -119,6 +191,8 @@ class Dataset:
             raise DatasetError(
                 f"{self.path}: no episode {index}; episodes are {self.episode_indices}"
             )
+        if index in self.unreadable():
+            raise DatasetError(f"{self.path}: episode {index}: {self.unreadable()[index]}")
         try:
             g = self.file["episodes"][name]
         except KeyError:  # an index whose linked file is gone
@@ -129,15 +203,23 @@ class Dataset:
             ) from None
         if not g.attrs.get("complete", False):
             raise DatasetError(f"{self.path}: episode {index} is incomplete")
-        return Episode(g, self.classes)
+        lacking = [m for m in EPISODE_MEMBERS if m not in g]
+        if lacking or "episode_index" not in g.attrs or "episode_seed" not in g.attrs:
+            what = ", ".join(lacking) or "its index and seed attributes"
+            raise DatasetError(
+                f"{self.path}: episode {index} is damaged or from an incompatible simgen: it "
+                f"lacks {what}"
+            )
+        return Episode(g, self.classes, self.path)
 
 
 class Episode:
     """One episode of a dataset."""
 
-    def __init__(self, group: h5py.Group, classes: list[str]) -> None:
+    def __init__(self, group: h5py.Group, classes: list[str], path: Path | None = None) -> None:
         self.g = group
         self.classes = classes
+        self.path = path or Path(group.file.filename)
         self.index = int(group.attrs["episode_index"])
         self.seed = int(group.attrs["episode_seed"])
 
@@ -182,6 +264,10 @@ class Episode:
 
     def frame(self, sensor: str, k: int, fields: list[str] | None = None) -> dict[str, np.ndarray]:
         """Arrays of frame ``k`` of ``sensor`` (per-frame, constant and ragged fields)."""
+        with dataset_read_errors(self.path, f"episode {self.index}, {sensor} frame {k}"):
+            return self._frame(sensor, k, fields)
+
+    def _frame(self, sensor: str, k: int, fields: list[str] | None) -> dict[str, np.ndarray]:
         sg = self._sensor(sensor)
         n = self.num_frames(sensor)
         if not 0 <= k < n:
@@ -210,6 +296,12 @@ class Episode:
         leading frame axis, constant fields as stored, ragged fields as their rows of those
         frames concatenated plus ``<name>_offsets`` (stop - start + 1, starting at 0). Fields the
         sensor lacks are left out. For streaming whole datasets (``simgen stats``)."""
+        with dataset_read_errors(self.path, f"episode {self.index}, {sensor}"):
+            return self._frame_block(sensor, start, stop, fields)
+
+    def _frame_block(
+        self, sensor: str, start: int, stop: int, fields: list[str]
+    ) -> dict[str, np.ndarray]:
         sg = self._sensor(sensor)
         n = self.num_frames(sensor)
         if not 0 <= start <= stop <= n:
@@ -276,6 +368,43 @@ def _attr(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
     return v
+
+
+def _unreadable_links(f: h5py.File) -> dict[int, str]:
+    """Episodes of an index whose linked file is missing, unreadable or lacks them."""
+    base = Path(f.filename).parent
+    by_file: dict[str, list[int]] = {}
+    eps = f["episodes"]
+    for name in eps:
+        link = eps.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            by_file.setdefault(link.filename, []).append(int(name))
+    out: dict[int, str] = {}
+    for rel, indices in by_file.items():
+        target = base / rel
+        if not target.is_file():
+            out.update((i, f"its file {rel} is missing") for i in indices)
+            continue
+        try:
+            with h5py.File(target, "r") as h:
+                for i in indices:
+                    g = h.get(f"episodes/{episode_group_name(i)}")
+                    if g is None or not g.attrs.get("complete", False):
+                        out[i] = f"its file {rel} does not hold it"
+        except OSError as e:
+            out.update((i, f"its file {rel} cannot be read ({e})") for i in indices)
+    return out
+
+
+def _ranges(indices: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    parts: list[list[int]] = []
+    for i in indices:
+        if parts and parts[-1][1] == i - 1:
+            parts[-1][1] = i
+        else:
+            parts.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
 def open_dataset(path: str | Path) -> Dataset:

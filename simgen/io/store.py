@@ -39,6 +39,13 @@ import h5py
 from simgen import __version__
 from simgen.errors import DatasetError, OutputError
 from simgen.io.layout import episode_group_name
+from simgen.io.space import (
+    check_free_space,
+    output_errno,
+    output_error,
+    output_errors,
+    writable_folder,
+)
 from simgen.scene.schema import Scene
 
 DIR_FORMAT_NAME = "simgen-dataset-directory"
@@ -240,6 +247,8 @@ class DatasetDirectory:
             p.mkdir(parents=True, exist_ok=True)
             fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
+            if output_errno(e) is not None:
+                raise output_error(e, p) from None
             raise OutputError(f"cannot write {p}: {e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -256,8 +265,11 @@ class DatasetDirectory:
             fp = scene_fingerprint(scene, num_episodes)
             fresh = Manifest(base_seed, fp, scene.source_path or "")
             manifest = cls._load_manifest(p, fp, scene, base_seed) if existing else fresh
-            (p / PARTS).mkdir(exist_ok=True)
-            (p / SHARDS).mkdir(exist_ok=True)
+            with output_errors(p):
+                (p / PARTS).mkdir(exist_ok=True)
+                (p / SHARDS).mkdir(exist_ok=True)
+            writable_folder(p / PARTS)  # permission bits do not bind root: try it
+            check_free_space(p)
             d = cls(p, manifest, fd)
             d._scan()
         except BaseException:
@@ -400,8 +412,9 @@ class DatasetDirectory:
         wait = max(2.0, 20.0 * self._checkpoint_cost)
         if not force and now - self._last_checkpoint < wait:
             return False
-        self.write_index(scene)
-        _atomic_write_text(self.path / MANIFEST, self.manifest.to_json())
+        with output_errors(self.path):
+            self.write_index(scene)
+            _atomic_write_text(self.path / MANIFEST, self.manifest.to_json())
         self._last_checkpoint = time.monotonic()
         self._checkpoint_cost = self._last_checkpoint - now
         return True

@@ -77,7 +77,7 @@ def verify_dataset(
     report = VerifyReport(Path(path))
     with Dataset(path) as ds:
         if not ds.complete:
-            raise DatasetError(f"{path}: the dataset is incomplete (an unfinished run)")
+            raise DatasetError(f"{path}: the dataset is incomplete: {ds.incomplete_reason()}")
         stuff = (
             ds.file["class_is_stuff"][()].astype(bool)
             if "class_is_stuff" in ds.file

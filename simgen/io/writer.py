@@ -24,6 +24,8 @@ from simgen import __version__
 from simgen.errors import OutputError
 from simgen.io.digest import array_hasher, frame_digest, update_rows
 from simgen.io.layout import FORMAT_NAME, FORMAT_VERSION, conventions_json, episode_group_name
+from simgen.io.selfcheck import LabelChecker
+from simgen.io.space import check_free_space, output_errno, output_error, output_errors
 from simgen.random.sample import EpisodeParams
 from simgen.run.records import EpisodeEvents, EpisodeHeader, Record, SensorFrame, StateRecord
 from simgen.scene.schema import SCHEMA_VERSION, Scene
@@ -87,6 +89,8 @@ class DatasetWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file = h5py.File(self.tmp, "w", libver=("v110", "latest"))
         except OSError as e:
+            if output_errno(e) is not None:
+                raise output_error(e, self.path) from None
             raise OutputError(f"cannot write {self.path}: {e}") from None
         self.scene = scene
         self.base_seed = base_seed
@@ -94,7 +98,15 @@ class DatasetWriter:
         # hashes of the last episode's streamed arrays (simgen.io.digest.dataset_hash), by name
         self.array_hashes: dict[str, str] = {}
         self.complete = True  # the root attribute ``complete`` written on a normal close
-        self._write_root(extra_attrs or {})
+        # free space wanted before an episode (beyond simgen.io.space.MIN_FREE_BYTES): twice the
+        # largest episode so far; callers writing one episode per file set it from earlier files
+        self.reserve_bytes = 0
+        try:
+            with output_errors(self.path):
+                self._write_root(extra_attrs or {})
+        except BaseException:
+            self.close(ok=False)
+            raise
 
     def _write_root(self, extra: dict[str, Any]) -> None:
         f = self.file
@@ -124,21 +136,25 @@ class DatasetWriter:
         name = episode_group_name(params.episode_index)
         if name in self.file["episodes"]:
             raise OutputError(f"episode {params.episode_index} was already written")
+        check_free_space(self.path.parent, self.reserve_bytes)
         t0 = time.perf_counter()
-        g = self.file["episodes"].create_group(name)
-        g.attrs["episode_index"] = params.episode_index
-        g.attrs["episode_seed"] = np.int64(params.episode_seed)
-        g.attrs["params_json"] = params.to_json()
-        g.attrs["complete"] = False
-        writer = _EpisodeWriter(g, self.compression)
-        try:
-            for rec in records:
-                writer.add(rec)
-            n_frames, raw = writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
-        g.attrs["complete"] = True
+        size0 = _size(self.tmp)
+        with output_errors(self.path):
+            g = self.file["episodes"].create_group(name)
+            g.attrs["episode_index"] = params.episode_index
+            g.attrs["episode_seed"] = np.int64(params.episode_seed)
+            g.attrs["params_json"] = params.to_json()
+            g.attrs["complete"] = False
+            writer = _EpisodeWriter(g, self.compression)
+            try:
+                for rec in records:
+                    writer.add(rec)
+                n_frames, raw = writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
+            g.attrs["complete"] = True
+        self.reserve_bytes = max(self.reserve_bytes, 2 * (_size(self.tmp) - size0))
         self.array_hashes = writer.array_hashes()
         self.episodes.append(params.episode_index)
         return EpisodeSummary(
@@ -154,7 +170,8 @@ class DatasetWriter:
             raise OutputError(f"episode {index} in {group.file.filename} is incomplete")
         if name in self.file["episodes"]:
             raise OutputError(f"episode {index} was already written")
-        group.file.copy(group, self.file["episodes"], name=name)
+        with output_errors(self.path):
+            group.file.copy(group, self.file["episodes"], name=name)
         self.episodes.append(index)
 
     def link_episode(self, index: int, file: str) -> None:
@@ -175,10 +192,19 @@ class DatasetWriter:
             return
         try:
             if ok:
-                self.file.attrs["num_episodes"] = len(self.episodes)
-                self.file.attrs["complete"] = self.complete
-                self.file.flush()
-            self.file.close()
+                with output_errors(self.path):
+                    self.file.attrs["num_episodes"] = len(self.episodes)
+                    self.file.attrs["complete"] = self.complete
+                    self.file.flush()
+                    self.file.close()
+            else:  # after a failed write HDF5 may fail to flush its metadata: the file goes
+                try:
+                    self.file.close()
+                except (OSError, RuntimeError):
+                    pass
+        except BaseException:
+            self.close_failed()
+            raise
         finally:
             self.file = None  # type: ignore[assignment]
         if ok:
@@ -189,15 +215,35 @@ class DatasetWriter:
                 if self.durable:
                     _fsync(self.path.parent)
             except OSError as e:
+                self.tmp.unlink(missing_ok=True)
+                if output_errno(e) is not None:
+                    raise output_error(e, self.path) from None
                 raise OutputError(f"cannot move {self.tmp} to {self.path}: {e}") from None
         else:
             self.tmp.unlink(missing_ok=True)
+
+    def close_failed(self) -> None:
+        """Drop the file after a failed close (its temporary file is removed)."""
+        if self.file is not None:
+            try:
+                self.file.close()
+            except (OSError, RuntimeError):
+                pass
+            self.file = None  # type: ignore[assignment]
+        self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type: Any, *rest: object) -> None:
         self.close(ok=exc_type is None)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _fsync(path: Path) -> None:
@@ -242,6 +288,7 @@ class _EpisodeWriter:
         self.raw_bytes = 0
         self._ragged_len: dict[tuple[str, str], int] = {}
         self._hashes: dict[str, Any] = {}  # dataset name -> hasher of the rows appended so far
+        self.checker: LabelChecker | None = None  # label self-checks (simgen.io.selfcheck)
 
     def add(self, rec: Record) -> None:
         if isinstance(rec, EpisodeHeader):
@@ -269,6 +316,7 @@ class _EpisodeWriter:
             g.create_dataset("instance_id", data=np.array([i for i, _, _ in kp], np.int32))
             g.create_dataset("name", data=np.array([n for _, n, _ in kp], dtype=object), dtype=STR)
             g.create_dataset("position_o", data=np.array([p for _, _, p in kp], np.float64))
+        self.checker = LabelChecker(x.instance_id for x in h.objects)
         self.g.attrs["timestep"] = h.timestep
         self.g.attrs["num_steps"] = h.num_steps
         self.g.attrs["sensors_json"] = json.dumps(h.sensor_kinds)
@@ -335,6 +383,8 @@ class _EpisodeWriter:
         self._pending.clear()
 
     def _frame(self, f: SensorFrame) -> None:
+        if self.checker is not None:  # before anything of the frame is written
+            self.checker.check(f)
         sg = self.g["sensors"][f.sensor]
         for key, value in (
             ("time", np.float64(f.time)),

@@ -72,6 +72,7 @@ def dataset_card(stats: dict[str, Any], warns: list[dict[str, str]]) -> Rows:
             "episode i's randomness derives from (base seed, i) only",
         ),
         ("failed episodes", str(len(stats.get("failures") or []))),
+        *(("missing", str(p)) for p in stats.get("problems") or []),
     ]
     content = [
         (

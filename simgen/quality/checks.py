@@ -21,6 +21,7 @@ def warnings(stats: dict[str, Any], t: Thresholds | None = None) -> list[dict[st
     t = t or Thresholds()
     out: list[dict[str, str]] = []
     out += _failures(stats)
+    out += [_w("warning", "missing", str(p)) for p in stats.get("problems") or []]
     out += _classes(stats, t)
     out += _nothing_visible(stats)
     out += _parameters(stats, t)

@@ -313,6 +313,7 @@ def compute_stats(
             **params.result(),
             **scenarios.result(),
             "failures": dataset_failures(ds),
+            "problems": ds.problems(),
             "seconds": seconds,
             "frames_per_second": n_frames / seconds if seconds > 0 else 0.0,
         }

@@ -399,6 +399,11 @@ def _episodes_section(stats: dict[str, Any]) -> str:
         )
     else:
         parts.append("<p>No failed episodes recorded.</p>")
+    missing = stats.get("problems") or []
+    if missing:
+        parts.append(f"<h3>Missing or unknown ({len(missing)})</h3><ul>")
+        parts.append("".join(f"<li>{esc(str(p))}</li>" for p in missing))
+        parts.append("</ul>")
     parts.append("</section>")
     return "".join(parts)
 

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simgen.io.digest import episode_digest
+from simgen.io.layout import episode_group_name
+from simgen.io.store import RECORDS_ATTR
 from simgen.io.writer import DatasetWriter, EpisodeSummary
 from simgen.run.episode import Simulator
 from simgen.scene.schema import Scene
@@ -57,6 +60,7 @@ def render_dataset(
     if num_episodes is None and indices == list(range(len(indices))):
         num_episodes = len(indices)
     summary = RunSummary(Path(out))
+    records: list[dict[str, Any]] = []  # each episode's checksum (simgen verify --integrity)
     own = simulator is None
     sim = (
         simulator
@@ -68,13 +72,24 @@ def render_dataset(
             for index in indices:
                 params = sim.prepare(scene, seed, index, num_episodes=num_episodes)
                 ep = writer.write_episode(params, sim.run(params))
+                records.append(_checksum_record(writer, params.episode_index, ep.frames))
                 summary.episodes.append(ep)
                 if on_episode is not None:
                     on_episode(ep)
             writer.set_attr("render_backend", json.dumps(sim.render_backend()))
+            writer.set_attr(RECORDS_ATTR, json.dumps(records))
     finally:
         if own:
             sim.close()
     summary.seconds = time.perf_counter() - t0
     summary.bytes_on_disk = Path(out).stat().st_size
     return summary
+
+
+def _checksum_record(writer: DatasetWriter, index: int, frames: int) -> dict[str, Any]:
+    """The content checksum of the episode just written (its streamed arrays were hashed
+    while compressing; the rest is small)."""
+    group = writer.file["episodes"][episode_group_name(index)]
+    digest = episode_digest(group, known=writer.array_hashes)
+    seed = int(group.attrs["episode_seed"])
+    return {"index": index, "seed": seed, "sha256": digest, "frames": frames}

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simgen.errors import RenderBackendError, SimgenError
+from simgen.errors import RenderBackendError, SimgenError, StorageError
 from simgen.io.store import DatasetDirectory, EpisodeRecord, FailureRecord
 from simgen.random.seeding import episode_seed
 from simgen.run.backend import Backend, Lost, Merged, Message, Ready, Rendered
@@ -40,7 +40,8 @@ POLL_S = 0.5
 @dataclass(frozen=True)
 class RunEvent:
     """Progress of a run: ``kind`` is start, worker_started, episode, retry, failed,
-    worker_lost, merged, merge_failed or finished; ``data`` is JSON-serializable."""
+    worker_lost, merged, merge_failed, stopped (the output cannot be written) or finished;
+    ``data`` is JSON-serializable."""
 
     kind: str
     data: dict[str, Any]
@@ -198,19 +199,33 @@ def render_directory(
             )
         )
         driver = _Driver(store, be, scene, todo, summary, retries, merge_every, emit, t0)
+        stopped: StorageError | None = None
         try:
             if be is not None:
                 driver.run(n)
                 be.close()
             store.reconcile_parts()  # the workers are stopped: no commit is in flight
             _merge_leftovers(store, scene, summary, emit)
+        except StorageError as e:
+            stopped = e
         finally:
             if be is not None:
                 be.close()
             summary.seconds = time.perf_counter() - t0
             store.end_session({"seconds": round(summary.seconds, 3), "rendered": summary.rendered})
             store.reconcile_parts()
-            store.checkpoint(scene, force=True)
+            try:
+                store.checkpoint(scene, force=True)
+            except StorageError:
+                if stopped is None:
+                    raise
+        if stopped is not None:
+            emit(RunEvent("stopped", {"error": str(stopped)}))
+            raise StorageError(
+                f"{stopped}\nthe run stopped: {len(store.manifest.episodes)} committed episodes "
+                f"of {store.path} are kept and readable; free space (or fix the permissions), "
+                "then run the same command with --resume to continue"
+            ) from None
         summary.complete = store.manifest.complete
         summary.failed = sorted(store.manifest.failed.values(), key=lambda f: f.index)
         summary.bytes_on_disk = sum(
@@ -390,7 +405,7 @@ class _Driver:
     def _rendered(self, msg: Rendered, s: _Slot | None) -> None:
         o = msg.outcome
         if o.record is None:
-            self._failed(o.index, o.seed, o.error, o.fatal)
+            self._failed(o.index, o.seed, o.error, o.fatal, o.output)
             return
         if o.index in self.store.manifest.episodes:
             return  # a duplicate (the first copy was committed already); its part is dropped
@@ -430,9 +445,11 @@ class _Driver:
             )
         )
 
-    def _failed(self, index: int, seed: int, error: str, fatal: bool = False) -> None:
-        if fatal:
-            raise RenderBackendError(error)
+    def _failed(
+        self, index: int, seed: int, error: str, fatal: bool = False, output: bool = False
+    ) -> None:
+        if fatal:  # every episode would fail the same way: stop (committed ones are kept)
+            raise StorageError(error) if output else RenderBackendError(error)
         if index in self.store.manifest.episodes:
             return
         self.tries[index] += 1
@@ -447,6 +464,8 @@ class _Driver:
     def _merged(self, msg: Merged, s: _Slot | None) -> None:
         o = msg.outcome
         self.summary.merge_s += o.seconds
+        if o.output:  # the disk is full (or became unwritable): the next episode fails too
+            raise StorageError(o.error)
         if o.error:
             if s is not None:
                 s.merge_failed = True  # its parts stay (committed, indexed): never lost

@@ -21,8 +21,9 @@ from typing import Any
 
 import h5py
 
-from simgen.errors import OutputError, RenderBackendError, SimgenError
+from simgen.errors import OutputError, RenderBackendError, SimgenError, StorageError
 from simgen.io.layout import episode_group_name
+from simgen.io.space import check_free_space
 from simgen.io.store import (
     LAYOUT_ATTR,
     RECORDS_ATTR,
@@ -54,6 +55,7 @@ class EpisodeOutcome:
     record: EpisodeRecord | None  # None: the episode failed
     error: str = ""
     fatal: bool = False  # this worker cannot render at all (no GL): the run stops
+    output: bool = False  # ... because the output cannot be written (full disk, permissions)
     pid: int = 0
     rss_mb: float = 0.0
 
@@ -69,6 +71,7 @@ class MergeOutcome:
     error: str = ""
     seconds: float = 0.0
     requested: list[EpisodeRecord] = field(default_factory=list)  # the parts it was given
+    output: bool = False  # the error is the output's (full disk...): the run stops
 
 
 # -- process set-up -----------------------------------------------------------------------------
@@ -151,6 +154,7 @@ class RenderWorker:
         self.sim = Simulator(gl=spec.gl, asset_roots=spec.asset_roots)
         self.host = socket.gethostname()
         self._merges = 0
+        self._largest = 0  # bytes of the largest part written (free space wanted: twice that)
 
     def close(self) -> None:
         self.sim.close()
@@ -161,12 +165,14 @@ class RenderWorker:
         try:
             record = self._render(index, seed)
         except Exception as e:
+            output = isinstance(e, StorageError)
             return EpisodeOutcome(
                 index,
                 seed,
                 None,
-                describe_error(e),
-                fatal=isinstance(e, RenderBackendError),
+                str(e) if output else describe_error(e),
+                fatal=output or isinstance(e, RenderBackendError),
+                output=output,
                 pid=os.getpid(),
                 rss_mb=rss_mb(),
             )
@@ -189,6 +195,7 @@ class RenderWorker:
             durable=True,
             extra_attrs={LAYOUT_ATTR: "part"},
         ) as w:
+            w.reserve_bytes = 2 * self._largest
             summary = w.write_episode(params, _timed(self.sim.run(params), produce))
             w.set_attr("render_backend", json.dumps(self.sim.render_backend()))
             group = w.file["episodes"][episode_group_name(index)]
@@ -213,6 +220,7 @@ class RenderWorker:
         # manifest gets the full time
         total = time.perf_counter() - t0
         stored = (self.root / name).stat().st_size
+        self._largest = max(self._largest, stored)
         return replace(
             record, seconds=total, write_s=max(0.0, total - produce[0]), bytes_stored=stored
         )
@@ -223,10 +231,13 @@ class RenderWorker:
         name = DatasetDirectory.shard_name(self.worker, self.attempt, self._merges)
         self._merges += 1
         try:
+            check_free_space(self.root, sum(r.bytes_stored for r in records))
             merged = merge_parts(self.root, records, name, self.spec.scene, self.spec.base_seed)
         except Exception as e:
             (self.root / (name + ".partial")).unlink(missing_ok=True)
-            return MergeOutcome(name, [], describe_error(e), time.perf_counter() - t0, records)
+            output = isinstance(e, StorageError)
+            error = str(e) if output else describe_error(e)
+            return MergeOutcome(name, [], error, time.perf_counter() - t0, records, output=output)
         return MergeOutcome(name, merged, "", time.perf_counter() - t0, records)
 
 

@@ -75,8 +75,9 @@ def mkdirs(*paths: Path) -> None:
 def open_complete(path: Path) -> Dataset:
     ds = Dataset(path)
     if not ds.complete:
+        why = ds.incomplete_reason()
         ds.close()
-        raise DatasetError(f"{path}: the dataset is incomplete (an unfinished run)")
+        raise DatasetError(f"{path}: the dataset is incomplete: {why}")
     return ds
 
 
