@@ -12,7 +12,9 @@ from pydantic import BaseModel, ValidationError
 from simgen.errors import FieldValueError, Problem, SamplingError, SceneError, format_field_path
 from simgen.random.distributions import Choice, Distribution, SamplingContext
 from simgen.random.seeding import episode_rng, episode_seed
-from simgen.scene.schema import MAX_OBJECTS, WEATHER_CLASS, Scene
+from simgen.limits import current as current_limits
+from simgen.limits import exceeded
+from simgen.scene.schema import WEATHER_CLASS, Scene
 
 Path_ = tuple[str | int, ...]
 
@@ -191,9 +193,10 @@ def sample_episode(
     if scene.classes is None and (scene.scatter or scene.scenarios):
         # the same table in every episode ('weather' is appended by class_table itself)
         data["classes"] = [c for c in scene.class_table()[1:] if c != WEATHER_CLASS]
-    if len(data["objects"]) > MAX_OBJECTS:
+    if len(data["objects"]) > current_limits().max_objects:
         raise SamplingError(
-            f"episode {episode_index} has {len(data['objects'])} objects; the limit is {MAX_OBJECTS}"
+            f"episode {episode_index}: "
+            + exceeded("max_objects", "objects in the episode", len(data["objects"]))
         )
     resolved = _validate(data, scene)
     return EpisodeParams(
@@ -242,6 +245,11 @@ def _scatter(scene: Scene, s: _Sampler, data: dict[str, Any]) -> list[ScatterPla
     for si, sc in enumerate(scene.scatter):
         base: Path_ = ("scatter", si)
         n = int(s.resolve(sc.count, (*base, "count")))
+        if len(data["objects"]) + n > current_limits().max_objects:  # before making any
+            raise SamplingError(
+                f"{format_field_path((*base, 'count'))}: "
+                + exceeded("max_objects", "objects in the episode", len(data["objects"]) + n)
+            )
         region_data = s.resolve(sc.region, (*base, "region"))
         region: Any = type(sc.region).model_validate(region_data)  # type: ignore[attr-defined]
         assets = _assets(sc, s, base, n) if sc.assets is not None else None
