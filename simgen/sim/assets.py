@@ -88,6 +88,13 @@ class AssetResolver:
             if name.startswith(PYBULLET_PREFIX):
                 hint = ' (list them with: python -c "import pybullet_data; print(pybullet_data.getDataPath())")'
             raise AssetError(f"{what} {name!r}: no such file {real}{hint}")
+        from simgen.limits import current, exceeded
+
+        size = real.stat().st_size
+        if size > current().max_asset_bytes:
+            raise AssetError(
+                f"{what} {name!r} ({real}): " + exceeded("max_asset_bytes", "file size, bytes", size)
+            )
         return real
 
 

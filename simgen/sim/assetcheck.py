@@ -1,0 +1,115 @@
+"""Checks of asset files before the engines read them: a broken file gives an
+:class:`~simgen.errors.AssetError` naming the object and the file, never a crash or a silent
+blank.
+
+* textures: must be an image (the header is read, not the pixels) within ``max_texture_pixels``;
+* URDF files: well-formed XML without a DOCTYPE (no entities), every ``<mesh filename=...>``
+  present and inside the allowed folders (pybullet would otherwise skip a missing mesh with a
+  warning, or read a file from anywhere);
+* meshes (:mod:`simgen.sim.visuals`): readable, with triangles, finite vertices and some area.
+
+Results are cached by (path, size, modification time), so an asset used in every episode is
+checked once per process.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from simgen.errors import AssetError
+from simgen.limits import current, exceeded
+from simgen.sim.assets import AssetResolver
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+def check_texture(path: Path, what: str) -> None:
+    """Raise AssetError if ``path`` is not an image or is larger than ``max_texture_pixels``."""
+    try:
+        width, height = _image_size(*_stamp(path))
+    except AssetError as e:
+        raise AssetError(f"{what} {e}") from None
+    if width <= 0 or height <= 0:
+        raise AssetError(f"{what} {path}: the image is empty ({width} x {height} pixels)")
+    if width * height > current().max_texture_pixels:
+        raise AssetError(
+            f"{what} {path}: "
+            + exceeded("max_texture_pixels", f"texture pixels ({width} x {height})", width * height)
+        )
+
+
+@lru_cache(maxsize=512)
+def _image_size(path: str, size: int, mtime_ns: int) -> tuple[int, int]:
+    del mtime_ns  # part of the cache key only
+    if size == 0:
+        raise AssetError(f"{path}: the file is empty, not an image")
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # the limit is ours (max_texture_pixels), with our message
+    try:
+        with Image.open(path) as img:  # reads the header only
+            return int(img.width), int(img.height)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise AssetError(
+            f"{path}: not an image in a known format (PNG, JPEG, ...): {e}"
+        ) from None
+
+
+def check_urdf(path: Path, assets: AssetResolver, what: str) -> None:
+    """Raise AssetError if the URDF ``path`` is not plain XML or names a mesh that is missing
+    or outside the allowed folders."""
+    if path.suffix.lower() != ".urdf":
+        return
+    try:
+        meshes = _urdf_meshes(*_stamp(path))
+    except AssetError as e:
+        raise AssetError(f"{what} {e}") from None
+    for mesh in meshes:
+        file = _mesh_path(mesh, path)
+        try:
+            assets.resolve(str(file), "mesh")
+        except AssetError as e:
+            raise AssetError(f"{what} {path}: its mesh {mesh!r}: {e}") from None
+
+
+@lru_cache(maxsize=512)
+def _urdf_meshes(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    del mtime_ns
+    import xml.etree.ElementTree as ET
+
+    if size == 0:
+        raise AssetError(f"{path}: the file is empty")
+    if size > current().max_asset_bytes:
+        raise AssetError(f"{path}: " + exceeded("max_asset_bytes", "file size", size))
+    data = Path(path).read_bytes()
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise AssetError(f"{path}: DOCTYPE and entity declarations are not allowed")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as e:
+        raise AssetError(f"{path}: not well-formed XML ({e})") from None
+    if root.tag != "robot":
+        raise AssetError(f"{path}: the root element is <{root.tag}>, not <robot>")
+    return tuple(m.get("filename", "") for m in root.iter("mesh"))
+
+
+def _mesh_path(name: str, urdf: Path) -> Path:
+    """Where pybullet looks for a URDF mesh: relative to the URDF's folder; ``package://``
+    paths relative to it or one of its parents."""
+    if not name:
+        raise AssetError(f"URDF {urdf}: a <mesh> without a filename")
+    if name.startswith("package://"):
+        rest = name[len("package://") :]
+        for folder in (urdf.parent, *urdf.parent.parents):
+            if (folder / rest).is_file():
+                return folder / rest
+        return urdf.parent / rest
+    p = Path(name)
+    return p if p.is_absolute() else urdf.parent / p
+
+
+__all__ = ["check_texture", "check_urdf"]
