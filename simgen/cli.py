@@ -347,9 +347,16 @@ def _json_line(data: dict[str, Any]) -> None:
 
 @app.command()
 @user_errors
-def validate(files: list[Path] = typer.Argument(..., help="scene files")) -> None:
-    """Check scene files against the schema; report every problem with file:line:column."""
+def validate(
+    files: list[Path] = typer.Argument(..., help="scene files"),
+    asset_root: list[Path] = typer.Option(
+        [], "--asset-root", help="extra folder assets may be read from (repeatable)"
+    ),
+) -> None:
+    """Check scene files against the schema and their asset paths (present, inside the
+    allowed folders); report every problem with file:line:column."""
     from simgen.scene.loader import load_scene
+    from simgen.sim.assetcheck import scene_asset_errors
 
     failed = 0
     for f in files:
@@ -358,6 +365,14 @@ def validate(files: list[Path] = typer.Argument(..., help="scene files")) -> Non
         except SceneError as e:
             failed += 1
             console.print(_escape(str(e)), highlight=False)
+            continue
+        problems = scene_asset_errors(scene, tuple(asset_root))
+        if problems:
+            failed += 1
+            console.print(
+                _escape(f"{len(problems)} asset problem(s) in scene {f}\n" + "\n".join(problems)),
+                highlight=False,
+            )
             continue
         out.print(
             f"[green]ok[/] {f}: {len(scene.objects)} objects, {len(scene.sensors)} sensors, "

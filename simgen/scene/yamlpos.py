@@ -19,6 +19,8 @@ from simgen.errors import Problem, SceneFileError
 
 Path_ = tuple[str | int, ...]
 MAX_NODES = 200_000  # the default of simgen.limits.Limits.max_yaml_nodes
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")}
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _KEYS = "plain scalar keys (names), e.g. 'mass: 1.0'"
 _SYNTAX = (
     "one YAML document of plain data: 'key: value' mappings, '- item' or '[a, b]' lists, "
@@ -120,6 +122,10 @@ class _Builder:
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             self.fail(node, path, "mapping keys must be plain strings", _KEYS)
+        if node.tag not in _PLAIN_TAGS:
+            if node.tag == _TIMESTAMP:  # 2024-01-31 is data, not a date object: a string
+                return str(node.value)
+            self.fail(node, path, f"YAML tag {node.tag!r} is not allowed", "plain YAML data")
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as e:

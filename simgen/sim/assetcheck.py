@@ -14,10 +14,12 @@ checked once per process.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from simgen.errors import AssetError
+from simgen.errors import AssetError, format_field_path
 from simgen.limits import current, exceeded
 from simgen.sim.assets import AssetResolver
 
@@ -112,4 +114,56 @@ def _mesh_path(name: str, urdf: Path) -> Path:
     return p if p.is_absolute() else urdf.parent / p
 
 
-__all__ = ["check_texture", "check_urdf"]
+
+
+def scene_asset_errors(scene: Any, asset_roots: tuple[str | Path, ...] = ()) -> list[str]:
+    """Every problem with the asset paths written in ``scene`` (missing files, paths outside
+    the allowed folders, textures that are not images, URDFs with missing meshes), without
+    loading a mesh or starting pybullet: what ``simgen validate`` reports. Paths drawn from
+    ``files:`` folders are checked by their folder."""
+    from simgen.random.files import Files, list_files
+
+    assets = AssetResolver.for_scene(scene.base_dir, tuple(Path(r) for r in asset_roots))
+    out: list[str] = []
+    for path, what, ref in _asset_refs(scene, ()):
+        try:
+            if isinstance(ref, Files):
+                list_files(assets, ref.files.folder, ref.files.pattern)
+            elif isinstance(ref, str):
+                real = assets.resolve(ref, what)
+                if what == "texture":
+                    check_texture(real, what)
+                elif what == "asset":
+                    check_urdf(real, assets, "URDF")
+        except AssetError as e:
+            out.append(f"{format_field_path(path)}: {e}")
+    return out
+
+
+_ASSET_FIELDS = {"file": "mesh", "asset": "asset", "assets": "asset", "texture": "texture"}
+
+
+def _asset_refs(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[Any, str, Any]]:
+    """(field path, what, value) of every asset reference under a scene model."""
+    from pydantic import BaseModel
+
+    from simgen.random.files import Files
+
+    if isinstance(node, Files):
+        yield path, "folder", node
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            v = getattr(node, name)
+            if name in _ASSET_FIELDS and isinstance(v, str):
+                yield (*path, name), _ASSET_FIELDS[name], v
+            else:
+                yield from _asset_refs(v, (*path, name))
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _asset_refs(v, (*path, i))
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _asset_refs(v, (*path, str(k)))
+
+
+__all__ = ["check_texture", "check_urdf", "scene_asset_errors"]
