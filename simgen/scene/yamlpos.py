@@ -10,6 +10,7 @@ cannot exhaust memory.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ Path_ = tuple[str | int, ...]
 MAX_NODES = 200_000  # the default of simgen.limits.Limits.max_yaml_nodes
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")}
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_STR = "tag:yaml.org,2002:str"
+_FLOAT_12 = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _KEYS = "plain scalar keys (names), e.g. 'mass: 1.0'"
 _SYNTAX = (
     "one YAML document of plain data: 'key: value' mappings, '- item' or '[a, b]' lists, "
@@ -122,6 +125,8 @@ class _Builder:
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             self.fail(node, path, "mapping keys must be plain strings", _KEYS)
+        if node.tag == _STR and node.style is None and _FLOAT_12.fullmatch(node.value):
+            return float(node.value)  # 1e5, 1.0e5: numbers in YAML 1.2 (text in PyYAML's 1.1)
         if node.tag not in _PLAIN_TAGS:
             if node.tag == _TIMESTAMP:  # 2024-01-31 is data, not a date object: a string
                 return str(node.value)
