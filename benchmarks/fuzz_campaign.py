@@ -11,6 +11,10 @@ saved under ``--out`` as a YAML file with its outcome, for the regression corpus
 
     python benchmarks/fuzz_campaign.py [--examples 20000] [--numeric 0.3] [--seed 1]
                                        [--workers 2] [--render] [--timeout 120] [--out DIR]
+                                       [--keep 3]
+
+``--keep N`` also saves N cases of each clean error past loading (prepare, build, render):
+candidates for the corpus.
 """
 
 from __future__ import annotations
@@ -126,6 +130,12 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="also render the clipped episode")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per case")
     ap.add_argument("--out", type=Path, default=Path("out/fuzz"))
+    ap.add_argument(
+        "--keep",
+        type=int,
+        default=3,
+        help="also save this many cases of each clean error past loading (corpus candidates)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -175,8 +185,17 @@ def main() -> None:
     findings = [(i, r) for i, r in sorted(results.items()) if not r["clean"]]
     for i, r in findings:
         src, applied, text = cases[i]
-        head = f"# finding: {r['outcome']}\n# from {src}: {', '.join(applied)}\n"
+        outcome = r["outcome"].replace("\n", "\n#   ")
+        head = f"# finding: {outcome}\n# from {src}: {', '.join(applied)}\n"
         (args.out / f"finding_{i:06d}.yaml").write_text(head + text)
+    kept: collections.Counter[tuple[str, str]] = collections.Counter()
+    for i, r in sorted(results.items()):
+        key = (r["stage"], r["outcome"])
+        if r["clean"] and r["stage"] not in ("load", "done") and kept[key] < args.keep:
+            kept[key] += 1
+            src, applied, text = cases[i]
+            head = f"# outcome: {key[0]} {key[1]}\n# from {src}: {', '.join(applied)}\n"
+            (args.out / f"kept_{key[0]}_{key[1]}_{i:06d}.yaml").write_text(head + text)
     slowest = max(results.values(), key=lambda r: r["seconds"])
     summary = {
         "examples": len(cases),

@@ -141,7 +141,16 @@ class _Builder:
 
 def load_yaml(text: str, filename: str | None = None) -> tuple[Any, Positions]:
     """Parse one YAML document into plain data and the positions of its values."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters first
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        ch = e.character if isinstance(e.character, int) else ord(e.character)
+        msg = f"character U+{ch:04X} is not allowed in YAML (a control character)"
+        raise SceneFileError(
+            [Problem((), msg, line, col, "printable UTF-8 text")], filename
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
