@@ -97,7 +97,7 @@ def generate(n: int, numeric: float, seed: int) -> list[tuple[str, list[str], st
     from hypothesis import seed as hseed
 
     out: list[tuple[str, list[str], str]] = []
-    n_num = int(round(n * numeric))
+    n_num = round(n * numeric)
     for strategy, count, s in (
         (fuzzing.mutants(), n - n_num, seed),
         (fuzzing.numeric_mutants(), n_num, seed + 1),

@@ -217,7 +217,7 @@ TREE_MUTATIONS = {
 
 # -- text mutations -----------------------------------------------------------------------------
 
-_CHARS = list(":[]{}-!&*|>'\"\t\n#%@`,?\\") + ["\x00", "\ufeff", "  ", "- ", ": "]
+_CHARS = [*list(":[]{}-!&*|>'\"\t\n#%@`,?\\"), "\x00", "\ufeff", "  ", "- ", ": "]
 
 
 def _truncate(draw: Any, text: str) -> str:
@@ -241,7 +241,7 @@ def _duplicate_line(draw: Any, text: str) -> str:
     if not lines:
         return text
     i = draw(st.integers(0, len(lines) - 1))
-    return "".join(lines[: i + 1] + [lines[i]] + lines[i + 1 :])
+    return "".join([*lines[: i + 1], lines[i], *lines[i + 1 :]])
 
 
 def _inject(draw: Any, text: str) -> str:
@@ -266,7 +266,7 @@ def _inject(draw: Any, text: str) -> str:
     )
     lines = text.splitlines(keepends=True)
     i = draw(st.integers(0, len(lines)))
-    return "".join(lines[:i] + [snippet] + lines[i:])
+    return "".join([*lines[:i], snippet, *lines[i:]])
 
 
 TEXT_MUTATIONS = {

@@ -156,7 +156,9 @@ def test_urdf_mesh_outside_the_allowed_folders(tmp_path: Path) -> None:
 )
 def test_broken_urdf(tmp_path: Path, text: str, pattern: str) -> None:
     (tmp_path / "robot.urdf").write_text(text)
-    expect(tmp_path, "{name: thing, class: t, kind: urdf, asset: robot.urdf}", "robot.urdf", pattern)
+    expect(
+        tmp_path, "{name: thing, class: t, kind: urdf, asset: robot.urdf}", "robot.urdf", pattern
+    )
 
 
 def test_asset_file_beyond_the_size_limit(tmp_path: Path) -> None:

@@ -74,7 +74,9 @@ def test_alias_bomb_stops_at_the_node_limit_quickly() -> None:
     (p,) = e.problems
     assert "more than 200000 values" in p.message and "max_yaml_nodes" in (p.allowed or "")
     with limits.override(max_yaml_nodes=50):
-        (p,) = load_error("schema_version: 1\na: &a [x, x, x, x, x, x, x, x]\nb: [*a, *a, *a, *a, *a, *a, *a]\n").problems
+        (p,) = load_error(
+            "schema_version: 1\na: &a [x, x, x, x, x, x, x, x]\nb: [*a, *a, *a, *a, *a, *a, *a]\n"
+        ).problems
     assert "more than 50 values" in p.message
 
 

@@ -140,7 +140,11 @@ def test_episode_duration_and_steps() -> None:
             "velocity.linear",
             "max_speed_m_s",
         ),
-        ("{name: b, class: t, kind: urdf, asset: 'pybullet:cube.urdf', scale: 1e5}", "scale", "max_scale"),
+        (
+            "{name: b, class: t, kind: urdf, asset: 'pybullet:cube.urdf', scale: 1e5}",
+            "scale",
+            "max_scale",
+        ),
     ],
 )
 def test_physical_plausibility(obj: str, field: str, name: str) -> None:
@@ -181,7 +185,9 @@ def test_cli_limit_option_and_env(tmp_path: Path) -> None:
     assert f"{scene}:2:" in text and "max_image_side=600" in text, text
     r = run_cli("validate", str(scene), env={"SIMGEN_LIMITS": "max_image_pixels=1000"})
     assert r.returncode == 2 and "max_image_pixels=1000" in r.stdout + r.stderr
-    r = run_cli("--limit", "max_image_side=600", "--limit", "max_image_side=700", "validate", str(scene))
+    r = run_cli(
+        "--limit", "max_image_side=600", "--limit", "max_image_side=700", "validate", str(scene)
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     for bad in (["--limit", "bogus=1"], ["--limit", "max_objects=-3"]):
         r = run_cli(*bad, "validate", str(scene))
@@ -189,3 +195,15 @@ def test_cli_limit_option_and_env(tmp_path: Path) -> None:
         assert r.returncode == 2 and "--limit" in text and "Traceback" not in text, text
     r = run_cli("validate", str(scene), env={"SIMGEN_LIMITS": "max_objects=many"})
     assert r.returncode == 2 and "SIMGEN_LIMITS" in r.stdout + r.stderr
+
+
+def test_every_limit_is_documented_with_its_default() -> None:
+    import re
+    from dataclasses import fields
+
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^ |]+)", text, re.M))
+    d = limits.Limits()
+    assert list(rows) == [f.name for f in fields(d)]
+    for name, default in rows.items():
+        assert float(default) == getattr(d, name), name

@@ -10,10 +10,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from simgen.errors import FieldValueError, Problem, SamplingError, SceneError, format_field_path
-from simgen.random.distributions import Choice, Distribution, SamplingContext
-from simgen.random.seeding import episode_rng, episode_seed
 from simgen.limits import current as current_limits
 from simgen.limits import exceeded
+from simgen.random.distributions import Choice, Distribution, SamplingContext
+from simgen.random.seeding import episode_rng, episode_seed
 from simgen.scene.schema import WEATHER_CLASS, Scene
 
 Path_ = tuple[str | int, ...]

@@ -161,9 +161,7 @@ def _vector_extent(path: Path_, field: str, v: Any, lim: Limits) -> None:
         _range((*path, field, j), c, lim, "min_extent_m", "max_extent_m", f"{field}, m")
 
 
-def _range(
-    path: Path_, x: Any, lim: Limits, low: str | None, high: str | None, what: str
-) -> None:
+def _range(path: Path_, x: Any, lim: Limits, low: str | None, high: str | None, what: str) -> None:
     r = number_range(x)
     if r is None:
         return
@@ -208,7 +206,8 @@ def _check_sensor(s: Any, path: Path_, lim: Limits) -> None:
         rays = len(elevation_table_deg(s)) * column_count(s)
         if rays > lim.max_rays_per_sweep:
             raise FieldValueError(
-                path, exceeded("max_rays_per_sweep", "rays per sweep (channels x columns)", rays, lim)
+                path,
+                exceeded("max_rays_per_sweep", "rays per sweep (channels x columns)", rays, lim),
             )
 
 
@@ -220,4 +219,3 @@ def iter_limits() -> Iterator[tuple[str, Any]]:
 
 
 __all__ = ["check_object", "check_scene", "iter_limits", "number_range"]
-

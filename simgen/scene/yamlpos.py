@@ -125,7 +125,8 @@ class _Builder:
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             self.fail(node, path, "mapping keys must be plain strings", _KEYS)
-        if node.tag == _STR and node.style is None and _FLOAT_12.fullmatch(node.value):
+        plain = getattr(node, "style", None) is None
+        if node.tag == _STR and plain and _FLOAT_12.fullmatch(node.value):
             return float(node.value)  # 1e5, 1.0e5: numbers in YAML 1.2 (text in PyYAML's 1.1)
         if node.tag not in _PLAIN_TAGS:
             if node.tag == _TIMESTAMP:  # 2024-01-31 is data, not a date object: a string
@@ -144,12 +145,12 @@ def load_yaml(text: str, filename: str | None = None) -> tuple[Any, Positions]:
     try:
         loader = yaml.SafeLoader(text)  # checks the characters first
     except yaml.reader.ReaderError as e:
-        line = text.count("\n", 0, e.position) + 1
-        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        at_line = text.count("\n", 0, e.position) + 1
+        at_col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
         ch = e.character if isinstance(e.character, int) else ord(e.character)
         msg = f"character U+{ch:04X} is not allowed in YAML (a control character)"
         raise SceneFileError(
-            [Problem((), msg, line, col, "printable UTF-8 text")], filename
+            [Problem((), msg, at_line, at_col, "printable UTF-8 text")], filename
         ) from None
     try:
         node = loader.get_single_node()

@@ -56,9 +56,7 @@ def _image_size(path: str, size: int, mtime_ns: int) -> tuple[int, int]:
         with Image.open(path) as img:  # reads the header only
             return int(img.width), int(img.height)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise AssetError(
-            f"{path}: not an image in a known format (PNG, JPEG, ...): {e}"
-        ) from None
+        raise AssetError(f"{path}: not an image in a known format (PNG, JPEG, ...): {e}") from None
 
 
 def check_urdf(path: Path, assets: AssetResolver, what: str) -> None:
@@ -112,8 +110,6 @@ def _mesh_path(name: str, urdf: Path) -> Path:
         return urdf.parent / rest
     p = Path(name)
     return p if p.is_absolute() else urdf.parent / p
-
-
 
 
 def scene_asset_errors(scene: Any, asset_roots: tuple[str | Path, ...] = ()) -> list[str]:

@@ -93,7 +93,8 @@ class AssetResolver:
         size = real.stat().st_size
         if size > current().max_asset_bytes:
             raise AssetError(
-                f"{what} {name!r} ({real}): " + exceeded("max_asset_bytes", "file size, bytes", size)
+                f"{what} {name!r} ({real}): "
+                + exceeded("max_asset_bytes", "file size, bytes", size)
             )
         return real
 

@@ -116,7 +116,7 @@ def _load_meshes(path: Path, scale: np.ndarray) -> list[trimesh.Trimesh]:
         meshes.append(g)
     if not meshes:
         raise AssetError(f"mesh {path}: contains no triangles (empty or not a mesh file?)")
-    from simgen.limits import exceeded, current
+    from simgen.limits import current, exceeded
 
     n = sum(len(m.faces) for m in meshes)
     if n > current().max_mesh_triangles:
