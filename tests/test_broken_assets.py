@@ -205,3 +205,13 @@ def test_cli_broken_asset_exits_2_naming_object_and_file(tmp_path: Path) -> None
 
 def test_errors_are_simgen_errors() -> None:
     assert issubclass(AssetError, SimgenError)
+
+
+def test_truncated_texture(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "t.png")
+    data = (tmp_path / "t.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])  # a valid header, half the data
+    box = "{name: thing, class: t, kind: box, size: [1, 1, 1], material: {texture: t.png}}"
+    expect(tmp_path, box, "t.png", "corrupt or truncated")

@@ -207,3 +207,15 @@ def test_every_limit_is_documented_with_its_default() -> None:
     assert list(rows) == [f.name for f in fields(d)]
     for name, default in rows.items():
         assert float(default) == getattr(d, name), name
+
+
+def test_cli_resolution_override_is_checked_against_the_limits(tmp_path: Path) -> None:
+    out = tmp_path / "o.h5"
+    for res, name in (("9000x10", "max_image_side"), ("8000x8000", "max_image_pixels")):
+        r = run_cli(
+            "render", str(ROOT / "scenes/tabletop.yaml"), "-o", str(out), "--resolution", res
+        )
+        text = r.stdout + r.stderr
+        assert r.returncode == 2 and f"--resolution {res!r}" in text and name in text, text
+        assert "Traceback" not in text
+    assert not out.exists()

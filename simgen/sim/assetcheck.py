@@ -2,7 +2,8 @@
 :class:`~simgen.errors.AssetError` naming the object and the file, never a crash or a silent
 blank.
 
-* textures: must be an image (the header is read, not the pixels) within ``max_texture_pixels``;
+* textures: must be an image within ``max_texture_pixels`` (checked on the header, before the
+  pixels are decoded) that decodes completely;
 * URDF files: well-formed XML without a DOCTYPE (no entities), every ``<mesh filename=...>``
   present and inside the allowed folders (pybullet would otherwise skip a missing mesh with a
   warning, or read a file from anywhere);
@@ -42,6 +43,10 @@ def check_texture(path: Path, what: str) -> None:
             f"{what} {path}: "
             + exceeded("max_texture_pixels", f"texture pixels ({width} x {height})", width * height)
         )
+    try:
+        _decode(*_stamp(path))
+    except AssetError as e:
+        raise AssetError(f"{what} {e}") from None
 
 
 @lru_cache(maxsize=512)
@@ -57,6 +62,19 @@ def _image_size(path: str, size: int, mtime_ns: int) -> tuple[int, int]:
             return int(img.width), int(img.height)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise AssetError(f"{path}: not an image in a known format (PNG, JPEG, ...): {e}") from None
+
+
+@lru_cache(maxsize=512)
+def _decode(path: str, size: int, mtime_ns: int) -> None:
+    """Decode the whole image once (a truncated or corrupt file passes the header check)."""
+    del size, mtime_ns
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, ValueError, SyntaxError) as e:
+        raise AssetError(f"{path}: the image is corrupt or truncated ({e})") from None
 
 
 def check_urdf(path: Path, assets: AssetResolver, what: str) -> None:
