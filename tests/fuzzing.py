@@ -21,6 +21,7 @@ a message; nothing else is allowed.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,12 @@ UNKNOWN_KEYS = ["colour", "sise", "extra", "kind", "name", "mass", "__class__", 
 
 
 def load_tree(path: Path) -> Tree:
+    """A fresh copy of the parsed scene (parsed once per process)."""
+    return copy.deepcopy(_parsed(path))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(path: Path) -> Tree:
     return yaml.safe_load(path.read_text())
 
 

@@ -41,7 +41,7 @@ def meshes():
 
 @pytest.mark.parametrize("scene", fuzzing.SCENES, ids=SCENE_IDS)
 def test_mutants_load_or_fail_with_file_line_field(scene: Path) -> None:
-    @bounded(120)
+    @bounded(100)
     @given(fuzzing.mutants([scene]))
     def run(m: tuple[str, list[str], str]) -> None:
         fuzzing.check_load(m[2])
