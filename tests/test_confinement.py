@@ -223,3 +223,19 @@ def test_python_api_asset_roots(tree: Path) -> None:
         list(simgen.frames(scene))
     frames = list(simgen.frames(scene, asset_roots=(tree / "outside",)))
     assert frames and (frames[0].instance == 1).any()  # the mesh is seen
+
+
+def test_unresolvable_names_are_asset_errors(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assets = AssetResolver.for_scene(tmp_path)
+    for name, reason in (
+        ("a", "cannot be resolved"),  # a symlink loop
+        ("x" * 300, "File name too long"),
+        ("", "empty or invalid file name"),
+        ("a\x00b", "empty or invalid file name"),
+    ):
+        with pytest.raises(AssetError, match=reason):
+            assets.resolve(name, "mesh")
+        with pytest.raises(AssetError, match=reason):
+            assets.resolve_dir(name, "folder")
