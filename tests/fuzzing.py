@@ -398,12 +398,12 @@ def clipped(scene: Any, duration: float = 0.1, resolution: tuple[int, int] = (32
 
 
 def run_stages(
-    text: str, *, meshes: Any = None, steps: int = 24, sim: Any = None
+    text: str, *, meshes: Any = None, steps: int = 24, sim: Any = None, messages: Any = None
 ) -> tuple[str, str]:
     """Load ``text``, then prepare episode 0 (sampling, placement), build its physics world and
     step it; with ``sim`` (a Simulator) also run the episode clipped to 0.1 s at 32 x 24 pixels.
     Returns (last stage reached, outcome class); an outcome that is not a clean error raises
-    AssertionError (or the error itself)."""
+    AssertionError (or the error itself). ``messages``: a list that gets the error's text."""
     from simgen.errors import SimgenError
     from simgen.run.prepare import prepare_episode
     from simgen.sim.assets import AssetResolver
@@ -430,5 +430,7 @@ def run_stages(
                 pass
     except SimgenError as e:
         check_clean(e)
+        if messages is not None:
+            messages.append(str(e))
         return stage, type(e).__name__
     return "done", "ok"

@@ -227,13 +227,31 @@ def _validate(data: dict[str, Any], scene: Scene) -> Scene:
             if isinstance(sub, tuple):
                 loc = (*loc, *sub)
             problems.append(Problem(loc, f"sampled value is invalid: {err['msg']}"))
-        raise SceneError(problems, scene.source_path) from None
+        raise SceneError(_located(problems, scene), scene.source_path) from None
     except FieldValueError as e:  # pragma: no cover - pydantic wraps these
         raise SamplingError(str(e)) from None
     resolved._source_text = scene.source_text
     resolved._source_path = scene.source_path
     resolved._base_dir = scene.base_dir
     return resolved
+
+
+def _located(problems: list[Problem], scene: Scene) -> list[Problem]:
+    """The problems with the line and column of their field in the scene file, where the field
+    is written there (objects added by scatter are not)."""
+    if not scene.source_text:
+        return problems
+    from simgen.scene.yamlpos import load_yaml
+
+    try:
+        _, positions = load_yaml(scene.source_text, scene.source_path)
+    except SceneError:
+        return problems
+    out = []
+    for p in problems:
+        pos = positions.find(p.path) if tuple(p.path[:2]) in positions.values else None
+        out.append(Problem(p.path, p.message, *(pos or (None, None)), p.allowed))
+    return out
 
 
 # -- scatter ----------------------------------------------------------------------------------
