@@ -250,7 +250,8 @@ def _located(problems: list[Problem], scene: Scene) -> list[Problem]:
     out = []
     for p in problems:
         pos = positions.find(p.path) if tuple(p.path[:2]) in positions.values else None
-        out.append(Problem(p.path, p.message, *(pos or (None, None)), p.allowed))
+        line, col = pos if pos else (None, None)
+        out.append(Problem(p.path, p.message, line, col, p.allowed))
     return out
 
 
