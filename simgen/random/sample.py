@@ -9,7 +9,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from simgen.errors import FieldValueError, Problem, SamplingError, SceneError, format_field_path
+from simgen.errors import (
+    AssetError,
+    FieldValueError,
+    Problem,
+    SamplingError,
+    SceneError,
+    format_field_path,
+)
 from simgen.limits import current as current_limits
 from simgen.limits import exceeded
 from simgen.random.distributions import Choice, Distribution, SamplingContext
@@ -104,11 +111,16 @@ class _Sampler:
         from simgen.random.kinds import PerFrame
 
         name = format_field_path(path)
-        if isinstance(dist, PerFrame):  # tick 0's value; the episode draws the others
-            self.per_frame[name] = dist
-            v = dist.sample_in(self.per_frame_rng(name, 0), self.ctx)
-        else:
-            v = dist.sample_in(self.rng("param", name), self.ctx)
+        try:
+            if isinstance(dist, PerFrame):  # tick 0's value; the episode draws the others
+                self.per_frame[name] = dist
+                v = dist.sample_in(self.per_frame_rng(name, 0), self.ctx)
+            else:
+                v = dist.sample_in(self.rng("param", name), self.ctx)
+        except (SamplingError, AssetError) as e:  # say which field drew it
+            if str(e).startswith(name):
+                raise
+            raise type(e)(f"{name}: {e}") from None
         self.sampled[name] = v
         return v
 
