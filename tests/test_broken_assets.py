@@ -146,11 +146,13 @@ def test_urdf_mesh_outside_the_allowed_folders(tmp_path: Path) -> None:
     ("text", "pattern"),
     [
         ("", "the file is empty"),
-        ("<robot><link name='a'>", "not well-formed XML"),
-        ("<sdf/>", "not <robot>"),
+        ("<sdf/>", "no <robot> element: not a URDF file"),
+        ("<robot><link name='a'>", "pybullet cannot load"),
         (
-            '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><robot name="&a;"/>',
-            "DOCTYPE and entity declarations are not allowed",
+            '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "../../etc/passwd">]>'
+            '<robot name="r"><link name="b"><visual><geometry><mesh filename="&a;"/></geometry>'
+            "</visual></link></robot>",
+            "its mesh '&a;'.*no such file",  # entities are not expanded
         ),
     ],
 )
@@ -159,6 +161,39 @@ def test_broken_urdf(tmp_path: Path, text: str, pattern: str) -> None:
     expect(
         tmp_path, "{name: thing, class: t, kind: urdf, asset: robot.urdf}", "robot.urdf", pattern
     )
+
+
+def test_urdf_meshes_are_found_where_pybullet_finds_them(tmp_path: Path) -> None:
+    """Relative to the URDF's folder or a folder above it, with or without package://;
+    commented-out meshes are ignored."""
+    (tmp_path / "meshes").mkdir()
+    (tmp_path / "meshes" / "a.obj").write_text(TET)
+    (tmp_path / "robots").mkdir()
+    (tmp_path / "robots" / "r.urdf").write_text(
+        '<?xml version="1.0"?>\n'
+        + urdf("package://meshes/a.obj")
+        .split("\n", 1)[1]
+        .replace(
+            "</link>",
+            '<!-- <visual><geometry><mesh filename="gone.obj"/></geometry></visual> --></link>',
+        )
+    )
+    build(tmp_path, "{name: thing, class: t, kind: urdf, asset: robots/r.urdf}")
+
+
+def test_pybullet_data_urdfs_pass_the_check() -> None:
+    """Every URDF shipped with pybullet_data but one (whose meshes are really missing)."""
+    from simgen.sim.assetcheck import check_urdf
+    from simgen.sim.assets import AssetResolver, pybullet_data_dir
+
+    assets = AssetResolver.for_scene(ROOT / "scenes")
+    failed = []
+    for p in sorted(pybullet_data_dir().rglob("*.urdf")):
+        try:
+            check_urdf(p, assets, "URDF")
+        except AssetError:
+            failed.append(p.relative_to(pybullet_data_dir()).as_posix())
+    assert failed == ["kuka_iiwa/model_for_sdf.urdf"]
 
 
 def test_asset_file_beyond_the_size_limit(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ blank.
 
 * textures: must be an image within ``max_texture_pixels`` (checked on the header, before the
   pixels are decoded) that decodes completely;
-* URDF files: well-formed XML without a DOCTYPE (no entities), every ``<mesh filename=...>``
+* URDF files: a ``<robot>``, every ``<mesh filename=...>``
   present and inside the allowed folders (pybullet would otherwise skip a missing mesh with a
   warning, or read a file from anywhere);
 * meshes (:mod:`simgen.sim.visuals`): readable, with triangles, finite vertices and some area.
@@ -15,6 +15,7 @@ checked once per process.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -94,40 +95,43 @@ def check_urdf(path: Path, assets: AssetResolver, what: str) -> None:
             raise AssetError(f"{what} {path}: its mesh {mesh!r}: {e}") from None
 
 
+_COMMENT = re.compile(rb"<!--.*?-->", re.S)
+_MESH = re.compile(rb"""<mesh\b[^>]*?\bfilename\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
 @lru_cache(maxsize=512)
 def _urdf_meshes(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    """The mesh file names of a URDF. Scanned, not parsed: pybullet's XML reader accepts files
+    a strict parser refuses (text before the XML declaration, stray characters), and nothing
+    is expanded (entities)."""
     del mtime_ns
-    import xml.etree.ElementTree as ET
-
     if size == 0:
         raise AssetError(f"{path}: the file is empty")
     if size > current().max_asset_bytes:
         raise AssetError(f"{path}: " + exceeded("max_asset_bytes", "file size", size))
-    data = Path(path).read_bytes()
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise AssetError(f"{path}: DOCTYPE and entity declarations are not allowed")
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as e:
-        raise AssetError(f"{path}: not well-formed XML ({e})") from None
-    if root.tag != "robot":
-        raise AssetError(f"{path}: the root element is <{root.tag}>, not <robot>")
-    return tuple(m.get("filename", "") for m in root.iter("mesh"))
+    data = _COMMENT.sub(b"", Path(path).read_bytes())
+    if not re.search(rb"<robot\b", data):
+        raise AssetError(f"{path}: no <robot> element: not a URDF file")
+    return tuple(
+        (m.group(1) or m.group(2) or b"").decode(errors="replace") for m in _MESH.finditer(data)
+    )
 
 
 def _mesh_path(name: str, urdf: Path) -> Path:
-    """Where pybullet looks for a URDF mesh: relative to the URDF's folder; ``package://``
-    paths relative to it or one of its parents."""
+    """Where pybullet finds a URDF mesh: relative to the URDF's folder or, as pybullet also
+    tries, to one of the three folders above it (``package://`` removed); absolute as is."""
     if not name:
         raise AssetError(f"URDF {urdf}: a <mesh> without a filename")
-    if name.startswith("package://"):
-        rest = name[len("package://") :]
-        for folder in (urdf.parent, *urdf.parent.parents):
+    rest = name[len("package://") :] if name.startswith("package://") else name
+    if Path(rest).is_absolute():
+        return Path(rest)
+    for folder in (urdf.parent, *list(urdf.parent.parents)[:3]):
+        try:
             if (folder / rest).is_file():
                 return folder / rest
-        return urdf.parent / rest
-    p = Path(name)
-    return p if p.is_absolute() else urdf.parent / p
+        except OSError:
+            break
+    return urdf.parent / rest
 
 
 def scene_asset_errors(scene: Any, asset_roots: tuple[str | Path, ...] = ()) -> list[str]:
