@@ -13,6 +13,7 @@ The core (scene models, sampling) imports with numpy, pydantic and PyYAML only; 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -72,15 +73,17 @@ def episode(
     num_episodes: int | None = None,
     registry: Registry | None = None,
     callbacks: Callbacks | None = None,
+    asset_roots: tuple[str | Path, ...] = (),
 ) -> Iterator[Record]:
     """Run episode ``index`` of ``scene`` in memory: header, states, sensor frames, events.
 
     ``num_episodes`` is the dataset size the episode belongs to (needed by schedules ``by:
     progress`` and scenario quotas); the records equal those of episode ``index`` in a
-    rendered dataset of that size and seed."""
+    rendered dataset of that size and seed. ``asset_roots``: folders assets may be read from
+    besides the scene's folder, simgen's assets and pybullet_data (``--asset-root``)."""
     from simgen.run.episode import Simulator
 
-    with Simulator(gl=gl, registry=registry) as sim:
+    with Simulator(gl=gl, registry=registry, asset_roots=asset_roots) as sim:
         yield from sim.episode(scene, seed, index, num_episodes=num_episodes, callbacks=callbacks)
 
 
@@ -93,6 +96,7 @@ def frames(
     num_episodes: int | None = None,
     registry: Registry | None = None,
     callbacks: Callbacks | None = None,
+    asset_roots: tuple[str | Path, ...] = (),
 ) -> Iterator[SensorFrame]:
     """The sensor frames of one episode, in time order, without writing a file."""
     from simgen.run.records import SensorFrame
@@ -105,6 +109,7 @@ def frames(
         num_episodes=num_episodes,
         registry=registry,
         callbacks=callbacks,
+        asset_roots=asset_roots,
     ):
         if isinstance(rec, SensorFrame):
             yield rec

@@ -78,9 +78,26 @@ def _global(
     gl: str = typer.Option(
         None, "--gl", help="OpenGL platform: egl, osmesa or auto (default: $SIMGEN_GL or auto)"
     ),
+    limit: list[str] = typer.Option(
+        [],
+        "--limit",
+        help="raise (or lower) a resource limit, NAME=VALUE, e.g. max_objects=5000 (repeatable; "
+        "default: $SIMGEN_LIMITS; docs/reliability.md lists them)",
+    ),
 ) -> None:
     if gl:
         os.environ["SIMGEN_GL"] = gl
+    from simgen import limits
+
+    try:
+        new = limits.current()  # a bad $SIMGEN_LIMITS is an error here, before any work
+        if limit:
+            new = new.replace(**limits.parse(",".join(limit)))
+    except SimgenError as e:
+        console.print("[bold red]error:[/]", _escape(f"--limit: {e}" if limit else str(e)))
+        raise typer.Exit(2) from None
+    if limit:
+        limits.install(new)  # the environment: worker processes inherit it
 
 
 def _parse_resolution(text: str | None) -> tuple[int, int] | None:
@@ -90,8 +107,18 @@ def _parse_resolution(text: str | None) -> tuple[int, int] | None:
         w, h = (int(x) for x in text.lower().split("x"))
     except ValueError:
         raise SimgenError(f"--resolution {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
-    if not (1 <= w <= 8192 and 1 <= h <= 8192):
-        raise SimgenError(f"--resolution {text!r}: width and height must be in [1, 8192]")
+    from simgen.limits import current, exceeded
+
+    side = current().max_image_side
+    if not (1 <= w <= side and 1 <= h <= side):
+        raise SimgenError(
+            f"--resolution {text!r}: width and height must be in [1, {side}]"
+            + ("" if min(w, h) < 1 else "; " + exceeded("max_image_side", "a side", max(w, h)))
+        )
+    if w * h > current().max_image_pixels:
+        raise SimgenError(
+            f"--resolution {text!r}: " + exceeded("max_image_pixels", "pixels", w * h)
+        )
     return w, h
 
 
@@ -339,9 +366,16 @@ def _json_line(data: dict[str, Any]) -> None:
 
 @app.command()
 @user_errors
-def validate(files: list[Path] = typer.Argument(..., help="scene files")) -> None:
-    """Check scene files against the schema; report every problem with file:line:column."""
+def validate(
+    files: list[Path] = typer.Argument(..., help="scene files"),
+    asset_root: list[Path] = typer.Option(
+        [], "--asset-root", help="extra folder assets may be read from (repeatable)"
+    ),
+) -> None:
+    """Check scene files against the schema and their asset paths (present, inside the
+    allowed folders); report every problem with file:line:column."""
     from simgen.scene.loader import load_scene
+    from simgen.sim.assetcheck import scene_asset_errors
 
     failed = 0
     for f in files:
@@ -350,6 +384,14 @@ def validate(files: list[Path] = typer.Argument(..., help="scene files")) -> Non
         except SceneError as e:
             failed += 1
             console.print(_escape(str(e)), highlight=False)
+            continue
+        problems = scene_asset_errors(scene, tuple(asset_root))
+        if problems:
+            failed += 1
+            console.print(
+                _escape(f"{len(problems)} asset problem(s) in scene {f}\n" + "\n".join(problems)),
+                highlight=False,
+            )
             continue
         out.print(
             f"[green]ok[/] {f}: {len(scene.objects)} objects, {len(scene.sensors)} sensors, "

@@ -225,8 +225,10 @@ def test_distributions_in_every_kind_of_field_are_resolved_and_recorded() -> Non
 
 def test_sampled_values_are_checked_against_the_field() -> None:
     scene = scene_from(
-        SCENE.replace("mass: {schedule: {start: [1, 2], end: [5, 6]}}", "mass: {uniform: [-2, -1]}")
-    )
+        SCENE.replace(
+            "mass: {schedule: {start: [1, 2], end: [5, 6]}}", "mass: {normal: {mean: -2, std: 0.1}}"
+        )
+    )  # (a bounded range beyond the field's limits is refused at load time: test_limits.py)
     with pytest.raises(SceneError, match=r"objects\[1\]\.mass: sampled value is invalid"):
         sample_episode(scene, 0, 0, num_episodes=1)
 

@@ -9,10 +9,19 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from simgen.errors import FieldValueError, Problem, SamplingError, SceneError, format_field_path
+from simgen.errors import (
+    AssetError,
+    FieldValueError,
+    Problem,
+    SamplingError,
+    SceneError,
+    format_field_path,
+)
+from simgen.limits import current as current_limits
+from simgen.limits import exceeded
 from simgen.random.distributions import Choice, Distribution, SamplingContext
 from simgen.random.seeding import episode_rng, episode_seed
-from simgen.scene.schema import MAX_OBJECTS, WEATHER_CLASS, Scene
+from simgen.scene.schema import WEATHER_CLASS, Scene
 
 Path_ = tuple[str | int, ...]
 
@@ -102,11 +111,16 @@ class _Sampler:
         from simgen.random.kinds import PerFrame
 
         name = format_field_path(path)
-        if isinstance(dist, PerFrame):  # tick 0's value; the episode draws the others
-            self.per_frame[name] = dist
-            v = dist.sample_in(self.per_frame_rng(name, 0), self.ctx)
-        else:
-            v = dist.sample_in(self.rng("param", name), self.ctx)
+        try:
+            if isinstance(dist, PerFrame):  # tick 0's value; the episode draws the others
+                self.per_frame[name] = dist
+                v = dist.sample_in(self.per_frame_rng(name, 0), self.ctx)
+            else:
+                v = dist.sample_in(self.rng("param", name), self.ctx)
+        except (SamplingError, AssetError) as e:  # say which field drew it
+            if str(e).startswith(name):
+                raise
+            raise type(e)(f"{name}: {e}") from None
         self.sampled[name] = v
         return v
 
@@ -191,9 +205,10 @@ def sample_episode(
     if scene.classes is None and (scene.scatter or scene.scenarios):
         # the same table in every episode ('weather' is appended by class_table itself)
         data["classes"] = [c for c in scene.class_table()[1:] if c != WEATHER_CLASS]
-    if len(data["objects"]) > MAX_OBJECTS:
+    if len(data["objects"]) > current_limits().max_objects:
         raise SamplingError(
-            f"episode {episode_index} has {len(data['objects'])} objects; the limit is {MAX_OBJECTS}"
+            f"episode {episode_index}: "
+            + exceeded("max_objects", "objects in the episode", len(data["objects"]))
         )
     resolved = _validate(data, scene)
     return EpisodeParams(
@@ -224,13 +239,32 @@ def _validate(data: dict[str, Any], scene: Scene) -> Scene:
             if isinstance(sub, tuple):
                 loc = (*loc, *sub)
             problems.append(Problem(loc, f"sampled value is invalid: {err['msg']}"))
-        raise SceneError(problems, scene.source_path) from None
+        raise SceneError(_located(problems, scene), scene.source_path) from None
     except FieldValueError as e:  # pragma: no cover - pydantic wraps these
         raise SamplingError(str(e)) from None
     resolved._source_text = scene.source_text
     resolved._source_path = scene.source_path
     resolved._base_dir = scene.base_dir
     return resolved
+
+
+def _located(problems: list[Problem], scene: Scene) -> list[Problem]:
+    """The problems with the line and column of their field in the scene file, where the field
+    is written there (objects added by scatter are not)."""
+    if not scene.source_text:
+        return problems
+    from simgen.scene.yamlpos import load_yaml
+
+    try:
+        _, positions = load_yaml(scene.source_text, scene.source_path)
+    except SceneError:
+        return problems
+    out = []
+    for p in problems:
+        pos = positions.find(p.path) if tuple(p.path[:2]) in positions.values else None
+        line, col = pos if pos else (None, None)
+        out.append(Problem(p.path, p.message, line, col, p.allowed))
+    return out
 
 
 # -- scatter ----------------------------------------------------------------------------------
@@ -242,6 +276,11 @@ def _scatter(scene: Scene, s: _Sampler, data: dict[str, Any]) -> list[ScatterPla
     for si, sc in enumerate(scene.scatter):
         base: Path_ = ("scatter", si)
         n = int(s.resolve(sc.count, (*base, "count")))
+        if len(data["objects"]) + n > current_limits().max_objects:  # before making any
+            raise SamplingError(
+                f"{format_field_path((*base, 'count'))}: "
+                + exceeded("max_objects", "objects in the episode", len(data["objects"]) + n)
+            )
         region_data = s.resolve(sc.region, (*base, "region"))
         region: Any = type(sc.region).model_validate(region_data)  # type: ignore[attr-defined]
         assets = _assets(sc, s, base, n) if sc.assets is not None else None

@@ -12,19 +12,26 @@ from simgen.errors import Problem, SceneError, SceneFileError
 from simgen.scene.schema import SCHEMA_VERSION, Scene
 from simgen.scene.yamlpos import Path_, Positions, load_yaml
 
-MAX_SCENE_BYTES = 4 * 1024 * 1024
+MAX_SCENE_BYTES = 4 * 1024 * 1024  # the default of simgen.limits.Limits.max_scene_bytes
 
 
 def load_scene(path: str | Path) -> Scene:
     """Read and validate a scene file. Raises :class:`SceneFileError` naming file:line:column."""
+    from simgen.limits import current, exceeded
+
     p = Path(path)
     try:
         size = p.stat().st_size
-        if size > MAX_SCENE_BYTES:
+        limit = current().max_scene_bytes
+        if size > limit:
             raise SceneFileError(
                 [
                     Problem(
-                        (), f"file is {size} bytes; scene files are limited to {MAX_SCENE_BYTES}"
+                        (),
+                        exceeded("max_scene_bytes", "file size, bytes", size),
+                        1,
+                        1,
+                        f"at most {limit} bytes",
                     )
                 ],
                 str(p),
@@ -35,7 +42,10 @@ def load_scene(path: str | Path) -> Scene:
     except IsADirectoryError:
         raise SceneFileError([Problem((), "is a directory, not a scene file")], str(p)) from None
     except UnicodeDecodeError as e:
-        raise SceneFileError([Problem((), f"not UTF-8 text ({e.reason})")], str(p)) from None
+        line = e.object[: e.start].count(b"\n") + 1
+        raise SceneFileError(
+            [Problem((), f"not UTF-8 text ({e.reason})", line, 1, "UTF-8 text")], str(p)
+        ) from None
     except OSError as e:
         raise SceneFileError([Problem((), f"cannot read: {e.strerror}")], str(p)) from None
     return parse_scene(text, filename=str(p), base_dir=p.resolve().parent)
@@ -196,6 +206,7 @@ _ALLOWED_BY_TYPE = {
     "int_parsing": "an integer",
     "int_from_float": "an integer",
     "bool_type": "true or false",
+    "bool_parsing": "true or false",
     "string_type": "a string",
     "list_type": "a list",
     "tuple_type": "a list",
@@ -220,7 +231,7 @@ def _problem(err: Any, data: Any, positions: Positions) -> Problem:
     allowed: str | None = _ALLOWED_BY_TYPE.get(etype)
 
     if etype == "extra_forbidden":
-        model = _model_at(loc)
+        model = _model_at(loc) or _distribution_params(path)
         msg = f"unknown field {loc[-1]!r}"
         if model is not None:
             names = sorted(f.alias or n for n, f in model.model_fields.items())
@@ -232,6 +243,7 @@ def _problem(err: Any, data: Any, positions: Positions) -> Problem:
         model = _model_at(loc)
         if isinstance(loc[-1], int):
             msg = f"the list is too short: item [{loc[-1]}] is missing"
+            allowed = _tuple_length(loc)
         else:
             msg = f"required field {loc[-1]!r} is missing"
             if model is not None:
@@ -259,13 +271,80 @@ def _problem(err: Any, data: Any, positions: Positions) -> Problem:
     elif etype.startswith("invalid_"):
         allowed = msg.replace("expected ", "")
         msg = f"invalid value {_short(err.get('input'))}"
+    elif etype in ("string_pattern_mismatch", "string_too_short", "string_too_long"):
+        allowed = _description(loc) or msg.replace("String should", "a string that should")
+        if etype == "string_too_long":
+            allowed += " (" + msg.replace("String should have ", "") + ")"
+        msg = f"{_short(err.get('input'))} is not allowed"
     elif etype in _ALLOWED_BY_TYPE and "input" in err:
         msg = f"{_short(err.get('input'))} is not {_ALLOWED_BY_TYPE[etype]}"
+    if allowed is None and etype != "value_error":
+        allowed = _description(loc)
     prefer_key = etype == "extra_forbidden"
     pos_path = path
     pos = positions.find(pos_path, prefer_key=prefer_key)
     line, col = pos if pos else (None, None)
     return Problem(tuple(pos_path), msg, line, col, allowed)
+
+
+def _description(loc: tuple[Any, ...]) -> str | None:
+    """The description of the innermost documented field along a pydantic ``loc``."""
+    for i in range(len(loc) - 1, -1, -1):
+        part = loc[i]
+        if not isinstance(part, str):
+            continue
+        model = _model_at(loc[: i + 1])
+        if model is None:
+            continue
+        for name, f in model.model_fields.items():
+            if part in (name, f.alias) and f.description:
+                return f.description
+    return None
+
+
+def _tuple_length(loc: tuple[Any, ...]) -> str | None:
+    """'N items' for a missing item of a fixed-length list, from the field's type."""
+    import typing
+
+    for i in range(len(loc) - 1, -1, -1):
+        part = loc[i]
+        model = _model_at(loc[: i + 1]) if isinstance(part, str) else None
+        if model is None:
+            continue
+        for name, f in model.model_fields.items():
+            if part not in (name, f.alias):
+                continue
+            lengths = sorted(_tuple_lengths(f.annotation, typing))
+            if lengths:
+                return " or ".join(str(n) for n in lengths) + " items"
+        return _description(loc)
+    return None
+
+
+def _tuple_lengths(tp: Any, typing: Any) -> set[int]:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return set() if Ellipsis in args else {len(args)}
+    out: set[int] = set()
+    if origin is not None:
+        for a in typing.get_args(tp):
+            out |= _tuple_lengths(a, typing)
+    return out
+
+
+def _distribution_params(path: Path_) -> type[BaseModel] | None:
+    """The parameter model of the distribution named by the last key of ``path``
+    (``{hsv: {...}}``), for unknown keys inside it."""
+    from simgen.random.kinds import DISTRIBUTIONS
+
+    for part in reversed(path[:-1]):
+        if isinstance(part, str) and part in DISTRIBUTIONS:
+            ann = DISTRIBUTIONS[part].model_fields[part].annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                return ann
+            return None
+    return None
 
 
 def _short(v: Any) -> str:

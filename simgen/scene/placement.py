@@ -176,6 +176,17 @@ class Scatter(Strict_):
                 raise ValueError("'weights' must have one weight per template in 'objects'")
             if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
                 raise ValueError("'weights' must be >= 0 with a positive sum")
+        if self.unique and isinstance(self.assets, str):
+            from simgen.errors import FieldValueError
+            from simgen.scene.bounds import number_range
+
+            r = number_range(self.count)
+            if r is None or r[1] > 1:
+                raise FieldValueError(
+                    ("unique",),
+                    "'unique' needs several assets to choose from: {files: ...} or "
+                    "{choice: [...]}, not one file",
+                )
         return self
 
     def classes(self) -> list[str]:

@@ -24,8 +24,8 @@ BACKGROUND_CLASS = "background"
 #: Class of LiDAR returns from fog, rain and snow; last in the class table of scenes with weather.
 WEATHER_CLASS = "weather"
 DEFAULT_BACKGROUND = (0.55, 0.65, 0.8)
-MAX_OBJECTS = 1000
-MAX_DURATION_S = 3600.0
+MAX_OBJECTS = 1000  # the default of simgen.limits.Limits.max_objects
+MAX_DURATION_S = 3600.0  # the default of simgen.limits.Limits.max_duration_s
 
 
 class Simulation(Strict_):
@@ -44,8 +44,10 @@ class Simulation(Strict_):
             return self
         if dt > 0.1:
             raise ValueError(f"timestep {dt} s is too coarse for stable contacts (max 0.1 s)")
-        if dur > MAX_DURATION_S:
-            raise ValueError(f"duration {dur} s is above the limit of {MAX_DURATION_S} s")
+        from simgen.limits import current, exceeded
+
+        if dur > current().max_duration_s:
+            raise FieldValueError(("duration",), exceeded("max_duration_s", "duration, s", dur))
         if dur < dt:
             raise ValueError("duration is shorter than one timestep")
         return self
@@ -81,8 +83,10 @@ class Scene(Strict_):
         default=None,
         description="sky / clear color; default: the lighting block's sky, else [0.55, 0.65, 0.8]",
     )
-    simulation: Simulation = Simulation()
-    objects: list[SceneObject] = Field(default_factory=list, max_length=MAX_OBJECTS)
+    simulation: Simulation = Field(default_factory=Simulation)
+    objects: list[SceneObject] = Field(
+        default_factory=list, description="at most max_objects (docs/reliability.md)"
+    )
     lights: list[Light] = Field(
         default_factory=_default_lights,
         description="default: ambient + directional sun, or none when a lighting block is given",
@@ -190,6 +194,14 @@ class Scene(Strict_):
                         f"class {name!r} is not in the class table; classes are: "
                         + ", ".join(table[1:]),
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _limits(self) -> Scene:
+        """Resource and plausibility limits (simgen.limits, docs/reliability.md)."""
+        from simgen.scene.bounds import check_scene
+
+        check_scene(self)
         return self
 
     def stuff_classes(self) -> set[str]:

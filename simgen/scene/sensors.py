@@ -29,7 +29,7 @@ from simgen.scene.types import (
 )
 from simgen.sensors.lidar_presets import PRESETS
 
-MAX_RESOLUTION = 8192
+MAX_RESOLUTION = 8192  # the default of simgen.limits.Limits.max_image_side
 
 CameraOutput = Literal["rgb", "depth", "instance", "semantic"]
 CAMERA_OUTPUTS: tuple[CameraOutput, ...] = ("rgb", "depth", "instance", "semantic")
@@ -113,10 +113,10 @@ class CameraSensor(SensorBase):
     """A pinhole camera rendering RGB, depth, instance and semantic segmentation."""
 
     kind: Literal["camera"] = "camera"
-    resolution: tuple[
-        Annotated[int, Field(ge=1, le=MAX_RESOLUTION)],
-        Annotated[int, Field(ge=1, le=MAX_RESOLUTION)],
-    ] = Field(description="[width, height] in pixels")
+    resolution: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
+        description="[width, height] in pixels (at most max_image_side each, max_image_pixels "
+        "in all: docs/reliability.md)"
+    )
     intrinsics: Intrinsics = FovIntrinsics(fov_deg=60.0)
     near: PosNum = Field(default=0.05, description="near clip plane, meters")
     far: PosNum = Field(default=100.0, description="far clip plane, meters")

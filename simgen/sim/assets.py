@@ -64,7 +64,10 @@ class AssetResolver:
             candidate = simgen_assets_dir() / name[len(SIMGEN_PREFIX) :]
         else:
             candidate = Path(name) if Path(name).is_absolute() else self.base_dir / name
-        real = candidate.resolve()
+        try:
+            real = candidate.resolve()
+        except (OSError, RuntimeError) as e:  # a symlink loop, a name too long
+            raise AssetError(f"{what} {name!r}: cannot be resolved ({_reason(e)})") from None
         if not any(_inside(real, r) for r in self.roots()):
             raise AssetError(
                 f"{what} {name!r} resolves to {real}, outside the allowed folders "
@@ -76,19 +79,38 @@ class AssetResolver:
     def resolve_dir(self, name: str, what: str = "folder") -> Path:
         """The real path of asset folder ``name`` (same prefixes and roots as files)."""
         real = self._confined(name, what)
-        if not real.is_dir():
+        try:
+            is_dir = real.is_dir()
+        except OSError as e:
+            raise AssetError(f"{what} {name!r}: cannot be read ({_reason(e)})") from None
+        if not is_dir:
             raise AssetError(f"{what} {name!r}: no such folder {real}")
         return real
 
     def resolve(self, name: str, what: str = "asset") -> Path:
         """The real path of asset ``name``; raises AssetError if missing or outside the roots."""
         real = self._confined(name, what)
-        if not real.is_file():
+        try:
+            is_file, size = real.is_file(), real.stat().st_size if real.exists() else 0
+        except OSError as e:  # a name too long, no permission on a folder
+            raise AssetError(f"{what} {name!r}: cannot be read ({_reason(e)})") from None
+        if not is_file:
             hint = ""
             if name.startswith(PYBULLET_PREFIX):
                 hint = ' (list them with: python -c "import pybullet_data; print(pybullet_data.getDataPath())")'
             raise AssetError(f"{what} {name!r}: no such file {real}{hint}")
+        from simgen.limits import current, exceeded
+
+        if size > current().max_asset_bytes:
+            raise AssetError(
+                f"{what} {name!r} ({real}): "
+                + exceeded("max_asset_bytes", "file size, bytes", size)
+            )
         return real
+
+
+def _reason(e: BaseException) -> str:
+    return (e.strerror if isinstance(e, OSError) and e.strerror else str(e)) or type(e).__name__
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -30,6 +30,7 @@ from simgen.scene.objects import (
     UrdfObject,
 )
 from simgen.scene.types import EulerOrientation, Pose, value, vec
+from simgen.sim.assetcheck import check_texture, check_urdf
 from simgen.sim.assets import AssetResolver
 from simgen.sim.quiet import import_pybullet
 from simgen.sim.visuals import (
@@ -77,7 +78,11 @@ def _appearance(spec: ObjectBase, ctx: BuildContext, default_mesh_visuals: bool)
     rgba = tuple(value(c) for c in m.color)
     if len(rgba) == 3:
         rgba = (*rgba, 1.0)
-    tex = ctx.assets.resolve(m.texture, f"texture of object {spec.name!r}") if m.texture else None
+    tex = None
+    if m.texture:
+        what = f"texture of object {spec.name!r}"
+        tex = ctx.assets.resolve(m.texture, what)
+        check_texture(tex, what)
     return Appearance(
         color_rgba=rgba,  # type: ignore[arg-type]
         texture=tex,
@@ -167,7 +172,7 @@ def _(spec: MeshObject, ctx: BuildContext) -> Built:
     scale = np.broadcast_to(
         vec(spec.scale) if isinstance(spec.scale, tuple) else value(spec.scale), (3,)
     )
-    meshes = ctx.meshes.load(path, scale)
+    meshes = _load(ctx, path, scale, spec.name)
     combined = trimesh.util.concatenate(
         [trimesh.Trimesh(m.vertices, m.faces, process=False) for m in meshes]
     )
@@ -192,6 +197,14 @@ def _(spec: MeshObject, ctx: BuildContext) -> Built:
         key=geometry_key("mesh", str(path), *scale),
     )
     return Built(body, [part])
+
+
+def _load(ctx: BuildContext, path: Path, scale: Any, name: str) -> tuple[trimesh.Trimesh, ...]:
+    """The meshes of a file; a broken file is an AssetError naming the object."""
+    try:
+        return ctx.meshes.load(path, scale)
+    except AssetError as e:
+        raise AssetError(f"object {name!r}: {e}") from None
 
 
 def _mesh_collision(spec: MeshObject, ctx: BuildContext, mesh: Any, path: Path) -> int:
@@ -239,6 +252,7 @@ def _(spec: UrdfObject, ctx: BuildContext) -> Built:
     c = ctx.client
     q = pose_quat_wxyz(spec.pose)
     position = vec(spec.pose.position)
+    check_urdf(path, ctx.assets, f"object {spec.name!r}: URDF")
     try:
         if path.suffix.lower() == ".sdf":
             body = _load_sdf(spec, ctx, path, position, q)
@@ -315,8 +329,9 @@ def _urdf_parts(spec: UrdfObject, ctx: BuildContext, body: int, urdf: Path) -> l
             file = Path(fname.decode() if isinstance(fname, bytes) else fname)
             if not file.is_absolute():
                 file = urdf.parent / file
-            real = ctx.assets.resolve(str(file.resolve()), f"mesh of URDF {urdf.name}")
-            meshes = ctx.meshes.load(real, dims)
+            what = f"mesh of URDF {urdf} (object {spec.name!r})"
+            real = ctx.assets.resolve(str(file.resolve()), what)
+            meshes = _load(ctx, real, dims, spec.name)
             key = geometry_key("mesh", str(real), *dims)
         elif kind == "box":
             meshes, key = (box_mesh(np.array(dims)),), geometry_key("box", *dims)

@@ -17,7 +17,7 @@ import trimesh
 
 from simgen.errors import AssetError
 
-MAX_MESH_FACES = 5_000_000
+MAX_MESH_FACES = 5_000_000  # the default of simgen.limits.Limits.max_mesh_triangles
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,8 @@ class MeshLibrary:
 
 
 def _load_meshes(path: Path, scale: np.ndarray) -> list[trimesh.Trimesh]:
+    if path.stat().st_size == 0:
+        raise AssetError(f"mesh {path}: the file is empty")
     try:
         loaded = trimesh.load(str(path), force="scene", process=False)
     except Exception as e:  # trimesh raises many types on a bad file
@@ -113,9 +115,17 @@ def _load_meshes(path: Path, scale: np.ndarray) -> list[trimesh.Trimesh]:
         g.apply_scale(1.0) if np.allclose(scale, 1.0) else g.apply_transform(np.diag([*scale, 1.0]))
         meshes.append(g)
     if not meshes:
-        raise AssetError(f"mesh {path}: contains no triangles")
-    if sum(len(m.faces) for m in meshes) > MAX_MESH_FACES:
-        raise AssetError(f"mesh {path}: more than {MAX_MESH_FACES} triangles")
+        raise AssetError(f"mesh {path}: contains no triangles (empty or not a mesh file?)")
+    from simgen.limits import current, exceeded
+
+    n = sum(len(m.faces) for m in meshes)
+    if n > current().max_mesh_triangles:
+        raise AssetError(f"mesh {path}: " + exceeded("max_mesh_triangles", "triangles", n))
+    if not any(float(m.area) > 0.0 for m in meshes):
+        raise AssetError(
+            f"mesh {path}: all {n} triangles have zero area (collapsed vertices): nothing to "
+            "see or collide with"
+        )
     return meshes
 
 

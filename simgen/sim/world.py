@@ -150,8 +150,28 @@ class PhysicsWorld:
             visuals=self._visuals,
         )
         built = build(spec, ctx)
+        self._check_extent(built.body_id, spec)
         self._set_dynamics(built.body_id, spec)
         return built
+
+    def _check_extent(self, body: int, spec: ObjectBase) -> None:
+        """A body larger than ``max_extent_m`` (a URDF or mesh at a mistaken scale) fails
+        here, before it is simulated; planes are infinite by design."""
+        from simgen.limits import current, exceeded
+
+        if spec.kind == "plane":  # type: ignore[attr-defined]
+            return
+        c = self._client
+        lo = np.full(3, np.inf)
+        hi = np.full(3, -np.inf)
+        for link in range(-1, c.getNumJoints(body)):
+            a, b = c.getAABB(body, link)
+            lo, hi = np.minimum(lo, a), np.maximum(hi, b)
+        size = float(np.max(hi - lo)) if np.all(np.isfinite(hi - lo)) else np.inf
+        if size > current().max_extent_m:
+            raise SimulationError(
+                f"object {spec.name!r}: " + exceeded("max_extent_m", "its size, m", size)
+            )
 
     def _index_bodies(self) -> None:
         self._instance_by_body = {
@@ -263,6 +283,15 @@ class PhysicsWorld:
             w_ = np.asarray(w)
             lin[i] = np.asarray(v_com) + np.cross(w_, pos[i] - np.asarray(p_com))
             ang[i] = w_
+        bad = ~np.isfinite(pos).all(axis=1) & self.active
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SimulationError(
+                f"object {self.bodies[i].name!r}: the physics engine lost it (its position is "
+                f"not finite at t = {self.time:.4f} s, step {self.step_index}); its values "
+                "(sizes, masses, velocities, timestep) are beyond what pybullet simulates "
+                "stably"
+            )
         return ObjectStates(pos, quat, lin, ang)
 
     def link_poses_w(self, body: Body) -> dict[int, np.ndarray]:
