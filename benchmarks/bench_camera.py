@@ -88,7 +88,9 @@ def main() -> None:
         lut = np.zeros(len(world.bodies) + 1, np.uint16)
         for b in world.bodies:
             lut[b.instance_id] = b.class_id
-        ctx = CaptureContext(world=world, renderer_factory=lambda: renderer, semantic_lut=lut)
+        ctx = CaptureContext(
+            world=world, renderer_factory=lambda: renderer, semantic_lut=lut, params=params
+        )
         states = []
         for _frame in range(args.frames):  # a falling-then-settling episode, 1/30 s apart
             for _ in range(8):

@@ -128,3 +128,57 @@ def test_stored_frames_equal_the_rendered_ones(sim, tmp_path) -> None:
         assert np.array_equal(st["position_w"], np.stack([s.objects.position_w for s in states]))
         assert ds.classes == ["background", "floor", "box", "weather"]
         assert [o["name"] for o in ep.objects] == ["floor", "cube"]
+
+
+@pytest.mark.parametrize("level", [1, 6])
+def test_frame_chunks_compressed_by_simgen_decode_with_hdf5s_own_filters(tmp_path, level) -> None:
+    """Frame chunks are deflated by simgen (ISA-L where installed) and stored raw with
+    write_direct_chunk: HDF5's shuffle + deflate filters must decode them to the same values."""
+    import platform
+
+    from simgen.io import writer
+
+    if platform.machine() in ("x86_64", "AMD64", "aarch64", "arm64"):  # isal has wheels there
+        assert writer._deflate.__module__ == writer.__name__  # the ISA-L wrapper, not zlib
+    rng = np.random.default_rng(0)
+    frames = [
+        rng.normal(0, 50, (48, 64, 2)).astype(np.float32),  # like optical flow: hard to compress
+        np.repeat(np.arange(64, dtype=np.uint16)[None], 48, 0),
+        np.zeros((48, 64, 2), np.float32),
+    ]
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        for i, a in enumerate(frames):
+            ds = f.create_dataset(
+                str(i), shape=(1, *a.shape), dtype=a.dtype, chunks=(1, *a.shape),
+                compression="gzip", compression_opts=level, shuffle=True,
+            )  # fmt: skip
+            ds.id.write_direct_chunk((0,) * ds.ndim, writer._shuffle_deflate(a, level, True))
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        for i, a in enumerate(frames):
+            assert f[str(i)][0].tobytes() == a.tobytes()
+
+
+def test_ragged_rows_written_a_chunk_at_a_time_read_back_exactly(tmp_path) -> None:
+    """Ragged arrays (LiDAR points) are buffered and written a whole chunk at a time (16384
+    rows, compressed in the writer's threads): appends of any size, across chunk borders, must
+    read back exactly, with offsets, and hash as the reader hashes them."""
+    from simgen.io.digest import dataset_hash
+    from simgen.io.writer import DEFAULT_COMPRESSION, _EpisodeWriter
+
+    rng = np.random.default_rng(1)
+    sizes = [10_000, 20_000, 5, 0, 16_384, 3, 40_000]
+    parts = [rng.normal(size=(n, 3)).astype(np.float32) for n in sizes]
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        w = _EpisodeWriter(f.create_group("e"), DEFAULT_COMPRESSION)
+        sg = f["e"].create_group("lidar")
+        for p in parts:
+            w._ragged(sg, "points_s", p)
+        w._flush()
+        hashes = w.array_hashes()
+        w.abort()
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        ds = f["e/lidar/points_s"]
+        assert ds.shape == (sum(sizes), 3)
+        assert ds[:].tobytes() == np.concatenate(parts).tobytes()
+        assert f["e/lidar/points_s_offsets"][:].tolist() == np.cumsum([0, *sizes]).tolist()
+        assert hashes[ds.name] == dataset_hash(ds)
