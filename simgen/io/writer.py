@@ -298,6 +298,19 @@ def _encode_rows(rows: np.ndarray, level: int, shuffle: bool) -> tuple[bytes, by
     return _shuffle_deflate(rows, level, shuffle), b""
 
 
+class _Column:
+    """What the writer keeps of a per-frame dataset between frames (not the h5py object)."""
+
+    def __init__(self, ds: h5py.Dataset, direct: bool, hasher: Any) -> None:
+        self.direct = direct  # frames compressed by simgen, stored with write_direct_chunk
+        self.level = int(ds.compression_opts or 0)
+        self.shuffle = bool(ds.shuffle)
+        self.dtype = ds.dtype
+        self.shape = ds.shape[1:]  # of one frame
+        self.rows = ds.shape[0]
+        self.hasher = hasher
+
+
 class _RowBuffer:
     """Rows of a ragged dataset appended but not yet written: written a whole chunk at a time."""
 
@@ -330,11 +343,12 @@ class _EpisodeWriter:
         self.compression = compression
         self._direct = compression.get("compression") == "gzip"
         self._pool = ThreadPoolExecutor(COMPRESS_THREADS) if self._direct else None
-        # chunks being compressed, in order: (dataset, chunk offset, future (chunk, frame digest
-        # or b"" when the rows were hashed as they came))
-        self._pending: deque[tuple[h5py.Dataset, tuple[int, ...], Future[tuple[bytes, bytes]]]] = (
-            deque()
-        )
+        # chunks being compressed, in order: (dataset, chunk offset, future (chunk, frame
+        # digest), the dataset's hasher or None when the rows were hashed as they came)
+        self._pending: deque[
+            tuple[h5py.Dataset, tuple[int, ...], Future[tuple[bytes, bytes]], Any]
+        ] = deque()
+        self._columns: dict[tuple[str, str], _Column] = {}  # per-frame datasets (see _append)
         self._rows: dict[str, _RowBuffer] = {}  # ragged datasets: rows not yet in a full chunk
         self.states: list[StateRecord] = []
         self.events: EpisodeEvents | None = None
@@ -405,32 +419,56 @@ class _EpisodeWriter:
         a checksum of the episode need not read them back."""
         return {name: h.hexdigest() for name, h in self._hashes.items()}
 
-    def _append(self, parent: h5py.Group, key: str, value: np.ndarray) -> None:
-        ds = self._dataset(parent, key, value)
-        n = ds.shape[0]
+    def _append(self, parent: h5py.Group, key: str, value: np.ndarray, where: str = "") -> None:
+        """Append one frame to the per-frame dataset ``key`` of ``parent`` (``where`` names
+        the parent: what is known of the dataset is kept by (where, key), since every h5py
+        property read is a call into HDF5; the dataset objects themselves are not kept)."""
+        col = self._columns.get((where, key)) if where else None
+        if col is None:
+            ds = self._dataset(parent, key, value)
+            col = _Column(
+                ds,
+                direct=self._pool is not None
+                and ds.compression == "gzip"
+                and ds.chunks == (1, *value.shape),
+                hasher=self._hasher(ds),
+            )
+            if where:
+                self._columns[(where, key)] = col
+        else:
+            ds = parent[key]
+        n = col.rows
         ds.resize(n + 1, axis=0)
+        col.rows += 1
         self.raw_bytes += value.nbytes
-        if self._pool is not None and ds.compression == "gzip" and ds.chunks == (1, *value.shape):
-            level = int(ds.compression_opts)
-            fut = self._pool.submit(_encode_frame, value.copy(), level, bool(ds.shuffle), ds.dtype)
-            self._submit(ds, (n,) + (0,) * (ds.ndim - 1), fut)
+        if col.direct and value.shape == col.shape:
+            fut = self._pool.submit(  # type: ignore[union-attr]
+                _encode_frame, value.copy(), col.level, col.shuffle, col.dtype
+            )
+            self._submit(ds, (n,) + (0,) * len(col.shape), fut, col.hasher)
         else:
             ds[n] = value
-            self._hasher(ds).update(frame_digest(value, ds.dtype))
+            col.hasher.update(frame_digest(value, col.dtype))
 
     def _submit(
-        self, ds: h5py.Dataset, offset: tuple[int, ...], fut: Future[tuple[bytes, bytes]]
+        self,
+        ds: h5py.Dataset,
+        offset: tuple[int, ...],
+        fut: Future[tuple[bytes, bytes]],
+        hasher: Any = None,
     ) -> None:
-        self._pending.append((ds, offset, fut))
+        """Queue a chunk being compressed; ``hasher``: the dataset's, fed the frame digest the
+        future returns (None: the rows were hashed as they came)."""
+        self._pending.append((ds, offset, fut, hasher))
         while len(self._pending) > MAX_PENDING_CHUNKS:
             self._drain_one()
 
     def _drain_one(self) -> None:
-        ds, offset, fut = self._pending.popleft()  # in order: frame digests are chained in order
+        ds, offset, fut, hasher = self._pending.popleft()  # in order: digests are chained
         chunk, digest = fut.result()
         ds.id.write_direct_chunk(offset, chunk)
-        if digest:
-            self._hasher(ds).update(digest)
+        if hasher is not None:
+            hasher.update(digest)
 
     def _drain(self) -> None:
         while self._pending:
@@ -453,9 +491,9 @@ class _EpisodeWriter:
             ("step", np.int64(f.step)),
             ("pose_w", np.asarray(f.pose_w, np.float64)),
         ):
-            self._append(sg, key, np.asarray(value))
+            self._append(sg, key, np.asarray(value), f.sensor)
         for key, arr in f.arrays.items():
-            self._append(sg, key, np.asarray(arr))
+            self._append(sg, key, np.asarray(arr), f.sensor)
         for key, arr in f.static.items():
             if key not in sg:
                 sg.create_dataset(key, data=arr).attrs["layout"] = "constant"
