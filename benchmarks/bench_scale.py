@@ -112,21 +112,18 @@ def main() -> None:
             two = results[("local", 2, None)][1]
             if min(base, two, results[("local", 1, None)][1]) <= 0:  # too few episodes
                 line = f"{name}: too few episodes per worker for steady rates (use --episodes 4+)"
-                line += f"; identical content across configurations: {same}"
-                rows.append(line)
-                print(line, flush=True)
-                continue
-            line = (
-                f"{name}: parallel efficiency (steady, 2 workers vs 2 x 1 worker with 1 "
-                f"llvmpipe thread) {100 * two / (2 * base):.0f}%; vs 1 worker with "
-                f"{cores} threads {100 * two / (2 * results[('local', 1, None)][1]):.0f}%"
-            )
-            if "ray" in backends:
-                r1, r2 = results[("ray", 1, 1)][1], results[("ray", 2, None)][1]
-                line += (  # a steady rate of 0 (too few episodes) shows as 100% overhead
-                    f"; Ray overhead (steady) 1 worker {100 * (1 - r1 / base):.1f}%, "
-                    f"2 workers {100 * (1 - r2 / two):.1f}%"
+            else:
+                line = (
+                    f"{name}: parallel efficiency (steady, 2 workers vs 2 x 1 worker with 1 "
+                    f"llvmpipe thread) {100 * two / (2 * base):.0f}%; vs 1 worker with "
+                    f"{cores} threads {100 * two / (2 * results[('local', 1, None)][1]):.0f}%"
                 )
+                if "ray" in backends:
+                    r1, r2 = results[("ray", 1, 1)][1], results[("ray", 2, None)][1]
+                    line += (  # a steady rate of 0 (too few episodes) shows as 100% overhead
+                        f"; Ray overhead (steady) 1 worker {100 * (1 - r1 / base):.1f}%, "
+                        f"2 workers {100 * (1 - r2 / two):.1f}%"
+                    )
             line += f"; identical content across configurations: {same}"
             rows.append(line)
             print(line, flush=True)

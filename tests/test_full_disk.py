@@ -18,9 +18,7 @@ from typer.testing import CliRunner
 import simgen.io.space as space
 from simgen.cli import app
 from simgen.errors import StorageError
-from simgen.io.digest import episode_digest
-from simgen.io.integrity import check_integrity
-from simgen.io.reader import Dataset
+from simgen.io.integrity import check_integrity, episode_digests
 from simgen.io.space import output_errno
 from tests.conftest import ROOT, scene_from
 
@@ -41,18 +39,13 @@ EPISODES = 8
 SEED = 3
 
 
-def digests(path: Path) -> dict[int, str]:
-    with Dataset(path) as ds:
-        return {i: episode_digest(ds.episode(i).g) for i in ds.episode_indices}
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, sim) -> dict[int, str]:
     from simgen.run.batch import render_dataset
 
     out = tmp_path_factory.mktemp("ref") / "ref.h5"
     render_dataset(scene_from(SCENE), out, episodes=range(EPISODES), seed=SEED, simulator=sim)
-    return digests(out)
+    return episode_digests(out)
 
 
 def simgen_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -102,7 +95,7 @@ def test_a_full_disk_in_the_workers_stops_the_run_and_resume_completes_it(
     # stopped at once: no episode was retried or recorded as failed because of the disk
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["failed"] == {} and not manifest["complete"]
-    committed = digests(out)
+    committed = episode_digests(out)
     assert 1 <= len(committed) < EPISODES
     assert all(reference[i] == d for i, d in committed.items())
     assert check_integrity(out).ok
@@ -112,7 +105,7 @@ def test_a_full_disk_in_the_workers_stops_the_run_and_resume_completes_it(
     assert r.returncode == 0, r.stderr
     done = {json.loads(x)["index"] for x in r.stdout.splitlines() if '"episode"' in x}
     assert not done & set(committed) and done | set(committed) == set(range(EPISODES))
-    assert digests(out) == reference
+    assert episode_digests(out) == reference
     assert check_integrity(out).ok
 
 
@@ -150,12 +143,12 @@ def test_a_real_hdf5_write_failure_stops_the_run(reference, tmp_path) -> None:
     assert "error: cannot write" in err and "(EFBIG)" in err and "--resume" in err, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["failed"] == {}
-    committed = digests(out)
+    committed = episode_digests(out)
     assert committed and all(reference[i] == d for i, d in committed.items())
     assert check_integrity(out).ok
     r = simgen_process(*args, "--resume")
     assert r.returncode == 0, r.stderr
-    assert digests(out) == reference and not list((out / "parts").iterdir())
+    assert episode_digests(out) == reference and not list((out / "parts").iterdir())
 
 
 def test_a_full_disk_in_a_single_file_render_leaves_nothing(monkeypatch, tmp_path) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from simgen.errors import SceneError
 from simgen.io.digest import episode_digest
+from simgen.io.integrity import episode_digests
 from simgen.io.reader import Dataset
 from simgen.io.store import read_records
 from simgen.random.sample import sample_episode
@@ -41,12 +42,6 @@ sensors:
 """
 
 
-def digests(path: Path) -> dict[int, str]:
-    """Content checksum of every episode of a dataset (file or directory)."""
-    with Dataset(path) as ds:
-        return {i: episode_digest(ds.episode(i).g) for i in ds.episode_indices}
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, sim) -> dict[int, str]:
     """Episodes 0..9 of SCENE, seed 11, rendered in this process into one file."""
@@ -54,7 +49,7 @@ def reference(tmp_path_factory, sim) -> dict[int, str]:
 
     out = tmp_path_factory.mktemp("ref") / "ref.h5"
     render_dataset(scene_from(SCENE), out, episodes=range(10), seed=11, simulator=sim)
-    return digests(out)
+    return episode_digests(out)
 
 
 def check_committed_files(out: Path) -> dict[int, str]:
@@ -81,7 +76,7 @@ def test_content_is_identical_for_1_and_2_workers_and_a_single_file(reference, t
         out = tmp_path / f"w{workers}"
         s = render_directory(scene, out, episodes=range(10), seed=11, workers=workers)
         assert s.complete and s.rendered == 10 and not s.failed and s.workers == workers
-        assert digests(out) == reference
+        assert episode_digests(out) == reference
         manifest = json.loads((out / "manifest.json").read_text())
         assert {int(k): v["sha256"] for k, v in manifest["episodes"].items()} == reference
         assert manifest["complete"] and not list((out / "parts").iterdir())
@@ -107,7 +102,7 @@ def test_ray_local_instance_gives_the_same_content(reference, tmp_path) -> None:
         scene_from(SCENE), out, episodes=range(10), seed=11, workers=2, backend="ray"
     )
     assert s.complete and s.backend == "ray" and s.rendered == 10
-    assert digests(out) == reference
+    assert episode_digests(out) == reference
 
 
 def _failing_scene_and_seed():
@@ -212,7 +207,7 @@ def test_a_killed_worker_is_replaced_and_its_episode_redone(reference, tmp_path)
         scene_from(SCENE), out, episodes=range(10), seed=11, workers=2, on_event=on_event
     )
     assert killed and s.lost_workers == 1 and s.complete and not s.failed
-    assert digests(out) == reference
+    assert episode_digests(out) == reference
     attempts = {
         json.loads((out / "manifest.json").read_text())["episodes"][k]["attempt"]
         for k in json.loads((out / "manifest.json").read_text())["episodes"]
@@ -284,7 +279,7 @@ def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(
         done = [json.loads(x) for x in r.stdout.splitlines() if '"episode"' in x]
         # finished episodes were kept: the resumed run rendered only the rest
         assert not {d["index"] for d in done} & set(committed)
-        assert digests(out) == reference
+        assert episode_digests(out) == reference
         assert check_committed_files(out) == reference
         assert not list(out.rglob("*.partial")) and not list((out / "parts").iterdir())
 

@@ -68,6 +68,15 @@ class _Expected:
     sha256: str | None
 
 
+def episode_digests(path: Path) -> dict[int, str]:
+    """Content checksum (:func:`simgen.io.digest.episode_digest`) of every readable episode of a
+    dataset, file or directory: what two renders of the same episodes must agree on."""
+    from simgen.io.reader import Dataset
+
+    with Dataset(path) as ds:
+        return {i: episode_digest(ds.episode(i).g) for i in ds.episode_indices}
+
+
 def check_integrity(
     path: str | Path, *, progress: Callable[[int, int], None] | None = None
 ) -> IntegrityReport:

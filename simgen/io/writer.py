@@ -419,22 +419,19 @@ class _EpisodeWriter:
         a checksum of the episode need not read them back."""
         return {name: h.hexdigest() for name, h in self._hashes.items()}
 
-    def _append(self, parent: h5py.Group, key: str, value: np.ndarray, where: str = "") -> None:
-        """Append one frame to the per-frame dataset ``key`` of ``parent`` (``where`` names
-        the parent: what is known of the dataset is kept by (where, key), since every h5py
-        property read is a call into HDF5; the dataset objects themselves are not kept)."""
-        col = self._columns.get((where, key)) if where else None
+    def _append(self, parent: h5py.Group, sensor: str, key: str, value: np.ndarray) -> None:
+        """Append one frame to the per-frame dataset ``key`` of ``parent`` (the sensor's
+        group). What is known of the dataset is kept by (sensor, key), since every h5py property
+        read is a call into HDF5; the dataset objects themselves are not kept."""
+        col = self._columns.get((sensor, key))
         if col is None:
             ds = self._dataset(parent, key, value)
-            col = _Column(
-                ds,
-                direct=self._pool is not None
+            direct = (
+                self._pool is not None
                 and ds.compression == "gzip"
-                and ds.chunks == (1, *value.shape),
-                hasher=self._hasher(ds),
+                and ds.chunks == (1, *value.shape)
             )
-            if where:
-                self._columns[(where, key)] = col
+            col = self._columns[(sensor, key)] = _Column(ds, direct, self._hasher(ds))
         else:
             ds = parent[key]
         n = col.rows
@@ -491,9 +488,9 @@ class _EpisodeWriter:
             ("step", np.int64(f.step)),
             ("pose_w", np.asarray(f.pose_w, np.float64)),
         ):
-            self._append(sg, key, np.asarray(value), f.sensor)
+            self._append(sg, f.sensor, key, np.asarray(value))
         for key, arr in f.arrays.items():
-            self._append(sg, key, np.asarray(arr), f.sensor)
+            self._append(sg, f.sensor, key, np.asarray(arr))
         for key, arr in f.static.items():
             if key not in sg:
                 sg.create_dataset(key, data=arr).attrs["layout"] = "constant"

@@ -17,6 +17,7 @@ import numpy as np
 
 from simgen.errors import DatasetError, OutputError
 from simgen.io.reader import Dataset, Episode
+from simgen.io.store import index_ranges
 from simgen.quality.accum import Histogram, Moments
 from simgen.quality.episodes import ParameterStats, ScenarioStats, dataset_failures
 from simgen.quality.images import ImageStats
@@ -234,17 +235,6 @@ def _json_or_text(s: Any) -> Any:
         return json.loads(s) if isinstance(s, str) and s[:1] in "{[" else s
     except ValueError:
         return s
-
-
-def index_ranges(indices: list[int]) -> list[list[int]]:
-    """Sorted indices as half-open ranges: [0, 1, 2, 5] -> [[0, 3], [5, 6]]."""
-    out: list[list[int]] = []
-    for i in sorted(set(indices)):
-        if out and out[-1][1] == i:
-            out[-1][1] = i + 1
-        else:
-            out.append([i, i + 1])
-    return out
 
 
 def compute_stats(
